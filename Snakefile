@@ -1,0 +1,21 @@
+# Dual pilots (Smart City x Low-Carbon City) and digital-industry agglomeration: the whole study.
+# Thin on purpose: version, config, validation (in common.smk), includes, and the default target.
+# Run `snakemake --cores 2` for everything on the demo data; see README.md for targets.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/panel.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.panel.input,

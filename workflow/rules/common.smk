@@ -1,0 +1,38 @@
+# Shared helpers: config validation, wildcard constraints, input functions.
+# Everything a rule needs from the config arrives in its script through `params:`.
+
+import os
+from pathlib import Path
+
+from snakemake.utils import validate
+
+validate(config, "../schemas/config.schema.yaml")
+
+# Jobs run side by side on few cores: one BLAS thread per job unless a rule asks for more threads.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+# The demo extracts are written here by rule make_demo_extracts; `raw_dir` points here by default.
+DEMO_RAW_DIR = "results/demo/raw"
+YEARS = (config["years"]["start"], config["years"]["end"])
+
+
+def raw_dir_is_demo():
+    return os.path.normpath(config["raw_dir"]) == os.path.normpath(DEMO_RAW_DIR)
+
+
+def raw_inputs(wildcards):
+    """The raw files behind the panel, so that editing one of them rebuilds it.
+
+    For the demo this is the directory the demo rule writes; for a user's `raw_dir` it is every file found in
+    it. A missing `raw_dir` stops the run here, before any job starts, with the path in the message.
+    """
+    if raw_dir_is_demo():
+        return [DEMO_RAW_DIR]
+    raw = Path(config["raw_dir"])
+    if not raw.is_dir():
+        raise WorkflowError(
+            f"config raw_dir={str(raw)!r} is not a directory. Point it at extracts laid out as "
+            "docs/raw-data.md describes, e.g. `snakemake --config raw_dir=/path/to/extracts ...`."
+        )
+    return sorted(str(p) for p in raw.rglob("*") if p.is_file() and not p.name.startswith("."))

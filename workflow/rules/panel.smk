@@ -1,0 +1,76 @@
+# The city-year panel: read every edition of the raw extracts, validate, derive the variables of the contract,
+# code the two pilot programmes, and write the panel in Parquet, CSV and Stata formats.
+
+
+rule build_panel:
+    input:
+        raw=raw_inputs,
+        city_master="resources/cities/city_master.csv",
+        name_crosswalk="resources/cities/name_crosswalk.csv",
+        header_aliases="resources/yearbook/header_aliases.csv",
+        usd_cny="resources/macro/usd_cny.csv",
+        smart_city="resources/policy/smart_city_pilots.csv",
+        low_carbon="resources/policy/low_carbon_pilots.csv",
+        smart_city_batches="resources/policy/smart_city_batches.csv",
+    output:
+        parquet="results/panel/panel.parquet",
+        csv="results/panel/panel.csv",
+        dta="results/panel/panel.dta",
+        manifest="results/panel/manifest.csv",
+        sample="results/panel/sample.csv",
+        industries="results/panel/industries_long.parquet",
+    params:
+        raw_dir=config["raw_dir"],
+        years=YEARS,
+        sample_rule=config["sample"]["rule"],
+        policy=config["policy"],
+    log:
+        "logs/build_panel.log",
+    benchmark:
+        "benchmarks/build_panel.tsv"
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/build_panel.py"
+
+
+rule summarise_treatment:
+    input:
+        panel="results/panel/panel.parquet",
+    output:
+        csv="results/tables/treatment_summary.csv",
+        md="results/tables/treatment_summary.md",
+    log:
+        "logs/summarise_treatment.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/summarise_treatment.py"
+
+
+rule save_config:
+    """Provenance: the configuration in effect, as merged from config.yaml, overlays and --config."""
+    output:
+        "results/config_used.yaml",
+    params:
+        config=config,
+    log:
+        "logs/save_config.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/save_config.py"
+
+
+rule panel:
+    """Aggregate target: the panel, its provenance and the treatment summary."""
+    input:
+        rules.build_panel.output,
+        rules.summarise_treatment.output,
+        rules.save_config.output,
+
+
+localrules:
+    panel,
+    save_config,
+
