@@ -1,0 +1,321 @@
+"""Treatment coding of the dual pilot (Smart City x Low-Carbon City) on the city-year panel.
+
+Rules (docs/treatment-coding.md):
+
+- a ``prefecture`` entry treats the master city with its code, from its batch's policy year;
+- a ``province`` entry treats every master city of that province, if ``province_pilot_treats_cities``;
+- a ``county`` or ``district`` entry treats the prefecture it lies in, if ``subcity_pilot_treats_city``;
+  an entry with an empty city_code (a county-level unit directly under a province or the XPCC) treats
+  no city;
+- a code that is not in the city master (a 地区/自治州/盟, e.g. 大兴安岭地区 232700) treats no city;
+- a city's start year is the earliest year over all entries that treat it;
+- a start year after ``last_year`` (the end of the study window) counts as never treated.
+
+Ignored entries are logged at INFO level and listed by `pilot_assignments`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+GROUPS = ("none", "sc_only", "lc_only", "dual")
+TREATMENT_COLUMNS = (
+    "sc_year",
+    "lc_year",
+    "dual_year",
+    "sc_post",
+    "lc_post",
+    "dual_post",
+    "sc_only_post",
+    "lc_only_post",
+    "years_since_dual",
+    "group",
+)
+_PROGRAMME_YEAR = {"smart_city": "sc_year", "low_carbon": "lc_year", "dual": "dual_year"}
+_PILOT_REQUIRED = ("batch", "name", "level", "province", "city_code")
+_MASTER_REQUIRED = ("city_code", "province")
+
+
+def _require(df: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}")
+
+
+def pilot_assignments(
+    pilots: pd.DataFrame,
+    master: pd.DataFrame,
+    batch_years: Mapping[int, int],
+    province_rule: bool,
+    subcity_rule: bool,
+) -> pd.DataFrame:
+    """Which master city each pilot entry treats, and from which year, with the rule that applied.
+
+    One row per (entry, treated city); an entry that treats no city gets one row with an empty
+    city_code and the reason. Columns: batch, name, level, year, city_code, rule (self / province /
+    subcity / ignored), reason. `province_rule` is ``province_pilot_treats_cities``; `subcity_rule` is
+    ``subcity_pilot_treats_city``. Raises ValueError on a batch without a year or a province entry
+    naming a province that has no city in the master.
+    """
+    _require(pilots, _PILOT_REQUIRED, "pilot list")
+    _require(master, _MASTER_REQUIRED, "city master")
+    batches = set(pilots["batch"].astype(int))
+    unknown = sorted(batches - set(batch_years))
+    if unknown:
+        raise ValueError(f"no policy year configured for batch(es) {unknown}: {dict(batch_years)}")
+    codes = set(master["city_code"])
+    by_province = master.groupby("province")["city_code"].apply(sorted).to_dict()
+    rows: list[dict[str, object]] = []
+
+    def add(entry: pd.Series, year: int, code: str, rule: str, reason: str) -> None:
+        rows.append(
+            {
+                "batch": int(entry["batch"]),
+                "name": entry["name"],
+                "level": entry["level"],
+                "year": year,
+                "city_code": code,
+                "rule": rule,
+                "reason": reason,
+            }
+        )
+
+    for _, e in pilots.iterrows():
+        year = int(batch_years[int(e["batch"])])
+        level, code = e["level"], e["city_code"]
+        if level == "province":
+            if e["province"] not in by_province:
+                raise ValueError(
+                    f"province pilot {e['name']!r} names province {e['province']!r}, which has no "
+                    f"city in the master"
+                )
+            if province_rule:
+                for c in by_province[e["province"]]:
+                    add(e, year, c, "province", "city of a pilot province")
+            else:
+                add(e, year, "", "ignored", "province pilots do not treat cities (option off)")
+        elif level == "prefecture":
+            if code in codes:
+                add(e, year, code, "self", "listed prefecture-level city")
+            else:
+                add(e, year, "", "ignored", f"code {code} is not a city of the master")
+        elif level in ("county", "district"):
+            if not subcity_rule:
+                add(e, year, "", "ignored", "sub-city pilots do not treat their city (option off)")
+            elif code == "":
+                add(e, year, "", "ignored", "lies in no prefecture-level unit")
+            elif code in codes:
+                add(e, year, code, "subcity", f"{level} pilot inside the city")
+            else:
+                add(e, year, "", "ignored", f"code {code} is not a city of the master")
+        else:
+            raise ValueError(f"unknown level {level!r} for pilot {e['name']!r}")
+    out = pd.DataFrame(
+        rows, columns=["batch", "name", "level", "year", "city_code", "rule", "reason"]
+    )
+    for r in out[out["rule"] == "ignored"].itertuples(index=False):
+        log.info("pilot %s (batch %s, %s) treats no city: %s", r.name, r.batch, r.level, r.reason)
+    return out
+
+
+def pilot_start_years(
+    pilots: pd.DataFrame,
+    master: pd.DataFrame,
+    batch_years: Mapping[int, int],
+    province_rule: bool,
+    subcity_rule: bool,
+) -> pd.Series:
+    """First treatment year of every treated master city: the minimum over all entries treating it.
+
+    Returns an int Series indexed by city_code (str, sorted), named ``start_year``; untreated cities
+    are absent. See `pilot_assignments` for the rules and errors.
+    """
+    a = pilot_assignments(pilots, master, batch_years, province_rule, subcity_rule)
+    a = a[a["rule"] != "ignored"]
+    out = a.groupby("city_code")["year"].min().astype(int).sort_index()
+    out.name = "start_year"
+    out.index.name = "city_code"
+    return out
+
+
+def code_treatment(
+    panel: pd.DataFrame,
+    smart_city: pd.DataFrame,
+    low_carbon: pd.DataFrame,
+    master: pd.DataFrame,
+    *,
+    sc_batch_years: Mapping[int, int],
+    lc_batch_years: Mapping[int, int],
+    province_pilot_treats_cities: bool,
+    subcity_pilot_treats_city: bool,
+    last_year: int,
+) -> pd.DataFrame:
+    """Return a copy of `panel` (rows in order) with the treatment columns added.
+
+    Added: sc_year, lc_year (float, NaN = never treated within the window: no entry, or a start after
+    `last_year`); dual_year = max(sc_year, lc_year) when both exist, else NaN; sc_post, lc_post,
+    dual_post (int 0/1: year >= start year); sc_only_post = sc_post and not dual_post, lc_only_post =
+    lc_post and not dual_post (with dual_post these make each city-year exactly one of none, SC only,
+    LC only, dual); years_since_dual = year - dual_year (NaN if never dual); group (none / sc_only /
+    lc_only / dual: the city's state at the end of the window).
+
+    Raises ValueError if the panel lacks city_code/year, already holds a treatment column, holds a
+    city not in the master, or a year after `last_year`.
+    """
+    _require(panel, ("city_code", "year"), "panel")
+    _require(master, _MASTER_REQUIRED, "city master")
+    clash = [c for c in TREATMENT_COLUMNS if c in panel.columns]
+    if clash:
+        raise ValueError(f"panel already has treatment column(s) {clash}")
+    foreign = sorted(set(panel["city_code"]) - set(master["city_code"]))
+    if foreign:
+        raise ValueError(f"panel cities not in the city master: {foreign[:20]}")
+    years = panel["year"].astype(int)
+    if (years > last_year).any():
+        raise ValueError(
+            f"panel has years after last_year={last_year}: {sorted(set(years[years > last_year]))}"
+        )
+
+    def start(pilots: pd.DataFrame, batch_years: Mapping[int, int]) -> pd.Series:
+        s = pilot_start_years(
+            pilots, master, batch_years, province_pilot_treats_cities, subcity_pilot_treats_city
+        )
+        s = s[s <= last_year].astype(float)
+        return panel["city_code"].map(s).astype(float)
+
+    out = panel.copy()
+    sc = start(smart_city, sc_batch_years)
+    lc = start(low_carbon, lc_batch_years)
+    dual = np.fmax(sc, lc).where(sc.notna() & lc.notna())
+    y = years.astype(float)
+    sc_post = (y >= sc).astype(int)  # comparisons with NaN are False
+    lc_post = (y >= lc).astype(int)
+    dual_post = (y >= dual).astype(int)
+    group = np.select(
+        [sc.notna() & lc.notna(), sc.notna(), lc.notna()], ["dual", "sc_only", "lc_only"], "none"
+    )
+    return out.assign(
+        sc_year=sc,
+        lc_year=lc,
+        dual_year=dual,
+        sc_post=sc_post,
+        lc_post=lc_post,
+        dual_post=dual_post,
+        sc_only_post=sc_post * (1 - dual_post),
+        lc_only_post=lc_post * (1 - dual_post),
+        years_since_dual=y - dual,
+        group=pd.Series(group, index=out.index, dtype="str"),
+    )
+
+
+def treatment_summary(panel: pd.DataFrame) -> pd.DataFrame:
+    """Cities per programme cohort and end-of-window group, from a panel coded by `code_treatment`.
+
+    Columns: programme (smart_city / low_carbon / dual), cohort (Int64 start year, <NA> = never),
+    group, n_cities. Within each programme the rows cover every city exactly once. Raises ValueError
+    if a city's treatment columns vary across its years.
+    """
+    cols = ["city_code", "sc_year", "lc_year", "dual_year", "group"]
+    _require(panel, tuple(cols), "panel")
+    cities = panel[cols].drop_duplicates()
+    dup = cities["city_code"][cities["city_code"].duplicated()]
+    if not dup.empty:
+        raise ValueError(f"treatment columns vary within city: {sorted(set(dup))[:20]}")
+    parts = []
+    for programme, col in _PROGRAMME_YEAR.items():
+        g = (
+            cities.assign(cohort=cities[col].astype("Int64"))
+            .groupby(["cohort", "group"], dropna=False)
+            .size()
+            .rename("n_cities")
+            .reset_index()
+        )
+        parts.append(g.assign(programme=programme))
+    out = pd.concat(parts, ignore_index=True)[["programme", "cohort", "group", "n_cities"]]
+    out["group"] = pd.Categorical(out["group"], categories=GROUPS, ordered=True)
+    out = out.sort_values(["programme", "cohort", "group"], na_position="last", kind="stable")
+    out["group"] = out["group"].astype("str")
+    out["n_cities"] = out["n_cities"].astype(int)
+    return out.reset_index(drop=True)
+
+
+def _md_table(header: list[str], rows: list[list[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in rows]
+    return lines
+
+
+def render_treatment_summary_markdown(summary: pd.DataFrame) -> str:
+    """Render `treatment_summary` output as Markdown: cities per group, then per programme cohort."""
+    _require(summary, ("programme", "cohort", "group", "n_cities"), "treatment summary")
+    one = summary[summary["programme"] == "dual"]
+    per_group = one.groupby("group")["n_cities"].sum().reindex(list(GROUPS), fill_value=0)
+    lines = ["### Cities by treatment group (state at the end of the window)", ""]
+    lines += _md_table(["group", "cities"], [[g, int(n)] for g, n in per_group.items()])
+    lines += ["", "### Cities by programme and cohort (start year), split by final group", ""]
+    rows = []
+    for programme in _PROGRAMME_YEAR:
+        sub = summary[summary["programme"] == programme]
+        for cohort in dict.fromkeys(sub["cohort"]):
+            at = sub["cohort"].isna() if pd.isna(cohort) else sub["cohort"] == cohort
+            n = sub[at.fillna(False)].groupby("group")["n_cities"].sum()
+            counts = [int(n.get(g, 0)) for g in GROUPS]
+            label = "never" if pd.isna(cohort) else str(int(cohort))
+            rows.append([programme, label, *counts, sum(counts)])
+    lines += _md_table(["programme", "cohort", *GROUPS, "total"], rows)
+    return "\n".join(lines) + "\n"
+
+
+def smart_city_coverage(pilots: pd.DataFrame, batches: pd.DataFrame) -> pd.DataFrame:
+    """Entries of a smart-city list per batch against the official counts (smart_city_batches.csv).
+
+    Columns: batch, listed, listed_prefecture, official_total (new pilots plus extensions when the
+    table has an ``extensions`` column), official_prefecture_level (<NA> if not reported), complete
+    (listed >= official_total).
+    """
+    _require(pilots, ("batch", "level"), "smart-city list")
+    _require(batches, ("batch", "total", "prefecture_level"), "smart-city batch table")
+    b = batches.set_index("batch")
+    ext = b["extensions"].astype(int) if "extensions" in b.columns else 0
+    listed = pilots.groupby("batch").size().reindex(b.index, fill_value=0)
+    pref = pilots[pilots["level"] == "prefecture"].groupby("batch").size()
+    out = pd.DataFrame(
+        {
+            "batch": b.index.astype(int),
+            "listed": listed.to_numpy(dtype=int),
+            "listed_prefecture": pref.reindex(b.index, fill_value=0).to_numpy(dtype=int),
+            "official_total": (b["total"].astype(int) + ext).to_numpy(dtype=int),
+            "official_prefecture_level": b["prefecture_level"].astype("Int64").array,
+        }
+    )
+    out["complete"] = out["listed"] >= out["official_total"]
+    return out
+
+
+def coverage_warning(coverage: pd.DataFrame) -> str | None:
+    """A warning text when `smart_city_coverage` shows an incomplete list, else None."""
+    short = coverage[~coverage["complete"]]
+    if short.empty:
+        return None
+    parts = [
+        f"batch {r.batch}: {r.listed} of {r.official_total} entries"
+        + (
+            f" ({r.listed_prefecture} of {r.official_prefecture_level} prefecture-level cities)"
+            if not pd.isna(r.official_prefecture_level)
+            else ""
+        )
+        for r in short.itertuples(index=False)
+    ]
+    return (
+        "The smart-city pilot list is INCOMPLETE ("
+        + "; ".join(parts)
+        + "). Cities missing from it "
+        "are coded as never treated by the smart-city programme. Supply the official list as "
+        "<raw_dir>/policy/smart_city_pilots.csv."
+    )
