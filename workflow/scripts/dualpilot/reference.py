@@ -314,3 +314,17 @@ def load_smart_city_batches(path: str | Path) -> pd.DataFrame:
     out["total"] = out["total"].astype(int)
     out["prefecture_level"] = pd.to_numeric(out["prefecture_level"]).astype("Int64")
     return out
+
+
+POLICY_FILES = ("smart_city_pilots.csv", "low_carbon_pilots.csv")
+
+
+def choose_policy_file(raw_dir: str | Path, name: str, shipped: str | Path) -> tuple[Path, bool]:
+    """The pilot list to use: `<raw_dir>/policy/<name>` when the user (or the demo) brings one, else the
+    list shipped in resources/policy/. Returns (path, True if the shipped list is used)."""
+    if name not in POLICY_FILES:
+        raise ValueError(f"unknown policy file {name!r}; expected one of {POLICY_FILES}")
+    own = Path(raw_dir) / "policy" / name
+    if own.is_file():
+        return own, False
+    return Path(shipped), True

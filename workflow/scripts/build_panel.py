@@ -1,0 +1,74 @@
+"""Build the city-year panel from a raw directory (rule build_panel).
+
+Reads every edition of the yearbook extracts in `raw_dir`, validates them (all problems are reported at once,
+with file, line and column), derives the variables of docs/raw-data.md, codes the two pilot programmes, and
+writes the panel as Parquet, CSV and Stata .dta with its manifest and sample tables.
+"""
+
+import logging
+
+from dualpilot.runner import run
+
+log = logging.getLogger("dualpilot.build_panel")
+
+
+def main(inputs, outputs, params):
+    from dualpilot import panel, reference, treatment, yearbook
+
+    master = reference.load_city_master(inputs.city_master)
+    crosswalk = reference.load_name_crosswalk(inputs.name_crosswalk)
+    years = tuple(params.years)
+    lists = {}
+    for key, name in (("smart_city", "smart_city_pilots.csv"), ("low_carbon", "low_carbon_pilots.csv")):
+        path, shipped = reference.choose_policy_file(params.raw_dir, name, inputs[key])
+        log.info("%s pilot list: %s%s", key, path, " (shipped)" if shipped else " (from raw_dir)")
+        lists[key] = reference.load_pilot_list(path, provinces=set(master["province"]))
+        if key == "smart_city" and shipped:
+            coverage = treatment.smart_city_coverage(
+                lists[key], reference.load_smart_city_batches(inputs.smart_city_batches)
+            )
+            warning = treatment.coverage_warning(coverage)
+            if warning:
+                log.warning(warning)
+
+    build = panel.build_panel(
+        params.raw_dir,
+        years=years,
+        sample_rule=params.sample_rule,
+        master=master,
+        crosswalk=crosswalk,
+        aliases=yearbook.load_aliases(inputs.header_aliases),
+        usd_cny=reference.load_usd_cny(inputs.usd_cny),
+    )
+    policy = params.policy
+    coded = treatment.code_treatment(
+        build.panel,
+        lists["smart_city"],
+        lists["low_carbon"],
+        master,
+        sc_batch_years=dict(enumerate(policy["smart_city"]["batch_years"], start=1)),
+        lc_batch_years=dict(enumerate(policy["low_carbon"]["batch_years"], start=1)),
+        province_pilot_treats_cities=policy["province_pilot_treats_cities"],
+        subcity_pilot_treats_city=policy["subcity_pilot_treats_city"],
+        last_year=years[1],
+    )
+    panel.write_panel(
+        panel.PanelBuild(coded, build.manifest, build.sample, build.industries_long),
+        outputs.parquet,
+        outputs.csv,
+        outputs.dta,
+        out_manifest=outputs.manifest,
+        out_sample=outputs.sample,
+        out_industries=outputs.industries,
+    )
+    log.info(
+        "panel: %d cities x %d years = %d rows; groups: %s",
+        coded["city_code"].nunique(),
+        coded["year"].nunique(),
+        len(coded),
+        coded.drop_duplicates("city_code")["group"].value_counts().to_dict(),
+    )
+
+
+if __name__ == "__main__" or "snakemake" in globals():
+    run(main, globals())

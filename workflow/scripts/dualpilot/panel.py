@@ -1,0 +1,631 @@
+"""Assemble the city-year panel from a raw-data directory laid out as the raw-data contract says.
+
+`build_panel` reads every edition E = Y + 1 of the employment and economy tables for the data years Y of the
+window and patents.csv, validates everything (every problem of every file is collected and raised as one
+`InputError` before anything is returned), merges, applies the sample rule and derives the variables exactly
+as the contract defines them. `write_panel` writes the panel as Parquet, CSV (UTF-8 with BOM) and Stata .dta
+(version 118) so that a failure leaves no partial file behind. Treatment columns are added later by another
+module. docs/raw-data.md explains all of this for a user.
+
+Conventions:
+- a city-year exists only inside the city's life in the city master (first_year..last_year); table rows
+  for other years (e.g. 巢湖 after 2010, or a 地区 before it became a 地级市) are dropped and logged;
+- missing patent city-years are NaN (so are ln_digital_pat and ln_green_pat there), never 0;
+- lq uses, for year t, the sums of it_emp and total_emp over the city-years kept in the sample in year t,
+  so the sample is chosen first and lq computed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dualpilot.errors import InputError, Problem, raise_if
+from dualpilot.yearbook import (
+    REQUIRED_VARIABLES,
+    TABLES,
+    HeaderAliases,
+    read_patents,
+    read_table,
+)
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RULES: tuple[str, ...] = ("balanced_outcome", "all")
+ID_COLUMNS: tuple[str, ...] = (
+    "city_code",
+    "city_name",
+    "province",
+    "region",
+    "region4",
+    "is_municipality",
+    "is_provincial_capital",
+    "year",
+)
+RAW_VARIABLES: tuple[str, ...] = (
+    *REQUIRED_VARIABLES["employment"],
+    *REQUIRED_VARIABLES["economy"],
+    "digital_patents",
+    "green_patents",
+)
+DERIVED_VARIABLES: tuple[str, ...] = (
+    "lq",
+    "ln_gdp_pc",
+    "ln_density",
+    "industry",
+    "gov",
+    "open",
+    "finance",
+    "ln_digital_pat",
+    "ln_green_pat",
+    "human_capital",
+)
+PANEL_COLUMNS: tuple[str, ...] = (*ID_COLUMNS, *RAW_VARIABLES, *DERIVED_VARIABLES)
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "file",
+    "table",
+    "edition",
+    "data_year",
+    "sha256",
+    "read_as",
+    "rows_read",
+    "rows_kept",
+)
+
+#: {column: (Chinese label, English label)} for every panel column and the treatment columns other
+#: modules add. Tables, descriptive statistics and the .dta labels all read it; `stata_label` joins the
+#: two as "zh / en" (at most 80 characters, Stata's limit).
+VARIABLE_LABELS: dict[str, tuple[str, str]] = {
+    "city_code": ("城市代码", "City code (GB/T 2260)"),
+    "city_name": ("城市名称", "City name"),
+    "province": ("省份", "Province"),
+    "region": ("三大区域", "Region: east/central/west"),
+    "region4": ("四大区域", "Region: east/central/west/northeast"),
+    "is_municipality": ("直辖市", "Municipality (1 = yes)"),
+    "is_provincial_capital": ("省会城市", "Provincial capital (1 = yes)"),
+    "year": ("年份", "Year (data year)"),
+    "it_emp": ("信息传输软件和信息技术服务业从业人员(万人)", "IT-sector employment (10k persons)"),
+    "total_emp": ("城镇单位从业人员(万人)", "Urban unit employment (10k persons)"),
+    "gdp": ("地区生产总值(万元)", "GDP (10k yuan)"),
+    "population": ("年末户籍人口(万人)", "Registered population (10k persons)"),
+    "area": ("行政区域土地面积(平方公里)", "Land area (km2)"),
+    "secondary_share": ("第二产业占GDP比重(%)", "Secondary industry share of GDP (%)"),
+    "fiscal_exp": ("地方一般公共预算支出(万元)", "Local general budget expenditure (10k yuan)"),
+    "fdi": ("当年实际使用外资金额(万美元)", "FDI actually used (10k USD)"),
+    "loans": ("年末金融机构各项贷款余额(万元)", "Loans outstanding at year end (10k yuan)"),
+    "students": ("普通高等学校在校学生数(人)", "College students (persons)"),
+    "so2": ("工业二氧化硫排放量(吨)", "Industrial SO2 emissions (tonnes)"),
+    "green_cover": ("建成区绿化覆盖率(%)", "Green cover of built-up area (%)"),
+    "digital_patents": ("数字经济专利申请数", "Digital-economy patent applications"),
+    "green_patents": ("绿色专利申请数", "Green patent applications"),
+    "lq": ("数字产业区位熵", "IT employment location quotient"),
+    "ln_gdp_pc": ("人均地区生产总值对数", "ln(GDP per capita)"),
+    "ln_density": ("人口密度对数", "ln(population density)"),
+    "industry": ("产业结构(第二产业比重)", "Industry structure (secondary share, fraction)"),
+    "gov": ("政府干预(财政支出/GDP)", "Government (fiscal expenditure / GDP)"),
+    "open": ("对外开放(实际使用外资/GDP)", "Openness (FDI in yuan / GDP)"),
+    "finance": ("金融发展(贷款余额/GDP)", "Finance (loans / GDP)"),
+    "ln_digital_pat": ("数字经济专利对数", "ln(1 + digital patents)"),
+    "ln_green_pat": ("绿色专利对数", "ln(1 + green patents)"),
+    "human_capital": ("人力资本(每万人在校大学生)", "Human capital (students per 10k residents)"),
+    "sc_year": ("智慧城市试点年份", "Smart City pilot year"),
+    "lc_year": ("低碳城市试点年份", "Low-Carbon City pilot year"),
+    "dual_year": ("双试点年份", "Dual pilot year (later of the two)"),
+    "sc_post": ("智慧城市试点后", "Smart City pilot in force (0/1)"),
+    "lc_post": ("低碳城市试点后", "Low-Carbon City pilot in force (0/1)"),
+    "dual_post": ("双试点政策", "Dual pilot in force (0/1)"),
+    "sc_only_post": ("仅智慧城市试点", "Smart City in force, dual pilot not (0/1)"),
+    "lc_only_post": ("仅低碳城市试点", "Low-Carbon City in force, dual pilot not (0/1)"),
+    "years_since_dual": ("距双试点年数", "Years since the dual pilot"),
+    "group": ("试点组别", "Pilot group at the end of the window"),
+}
+
+
+def stata_label(column: str) -> str:
+    """The .dta variable label of `column`: "zh / en" (ValueError if unknown or over 80 characters)."""
+    if column not in VARIABLE_LABELS:
+        raise ValueError(
+            f"no label for column {column!r}: add it to dualpilot.panel.VARIABLE_LABELS"
+        )
+    zh, en = VARIABLE_LABELS[column]
+    label = f"{zh} / {en}"
+    if len(label) > 80:
+        raise ValueError(f"label of {column} has {len(label)} characters; Stata allows 80")
+    return label
+
+
+@dataclass(frozen=True)
+class PanelBuild:
+    """What `build_panel` returns.
+
+    panel: one row per kept city-year, columns `PANEL_COLUMNS`; manifest: one row per file read
+    (`MANIFEST_COLUMNS`); sample: one row per master city (city_code, city_name, kept, n_years, reason);
+    industries_long: optional industry columns of the kept city-years (city_code, year, variable,
+    industry, value in 万人).
+    """
+
+    panel: pd.DataFrame
+    manifest: pd.DataFrame
+    sample: pd.DataFrame
+    industries_long: pd.DataFrame
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------------------
+
+_FILE = re.compile(r"ccsy_(\d{4})\.(csv|xlsx)", re.IGNORECASE)
+
+
+def editions(years: tuple[int, int]) -> range:
+    """Editions covering the data years of the window (edition E reports data year E - 1)."""
+    return range(years[0] + 1, years[1] + 2)
+
+
+def find_raw_files(
+    raw_dir: str | Path, years: tuple[int, int]
+) -> tuple[dict[tuple[str, int], Path], list[Problem]]:
+    """The yearbook table of each (table, edition) of the window, and the problems of the layout.
+
+    Problems: a missing table folder, a missing edition, an edition present as both .csv and .xlsx.
+    Files of editions outside the window and files not named ccsy_<edition>.csv/.xlsx are ignored and
+    logged (hidden files and Excel lock files ~$... silently).
+    """
+    raw_dir = Path(raw_dir)
+    wanted = editions(years)
+    found: dict[tuple[str, int], Path] = {}
+    problems: list[Problem] = []
+    for table in TABLES:
+        folder = raw_dir / table
+        if not folder.is_dir():
+            problems.append(
+                Problem(
+                    f"{folder}/",
+                    f"folder missing: it must hold ccsy_<edition>.csv or .xlsx for editions "
+                    f"{wanted[0]}-{wanted[-1]}",
+                )
+            )
+            continue
+        by_edition: dict[int, list[Path]] = {}
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith((".", "~$")):
+                continue
+            match = _FILE.fullmatch(path.name)
+            if match is None or not path.is_file():
+                log.warning("ignored %s: not named ccsy_<edition>.csv or .xlsx", path)
+                continue
+            edition = int(match.group(1))
+            if edition not in wanted:
+                log.info(
+                    "ignored %s: edition %d is outside the window %d-%d", path, edition, *years
+                )
+                continue
+            by_edition.setdefault(edition, []).append(path)
+        for edition in wanted:
+            paths = by_edition.get(edition, [])
+            if not paths:
+                problems.append(
+                    Problem(
+                        str(folder / f"ccsy_{edition}.csv"),
+                        f"missing edition {edition} of the {table} table (data year {edition - 1}, "
+                        f"inside the window {years[0]}-{years[1]}): expected {table}/ccsy_{edition}.csv "
+                        "or .xlsx",
+                    )
+                )
+            elif len(paths) > 1:
+                problems.append(
+                    Problem(
+                        str(paths[0]),
+                        f"edition {edition} is present more than once ({', '.join(p.name for p in paths)}): "
+                        "keep one file per edition",
+                    )
+                )
+            else:
+                found[(table, edition)] = paths[0]
+    return found, problems
+
+
+def sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sample and derived variables
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _year_list(years: Sequence[int]) -> str:
+    """2006, 2007, 2008, 2010 -> "2006-2008, 2010" (runs of three or more as ranges)."""
+    years = sorted(years)
+    parts: list[str] = []
+    i = 0
+    while i < len(years):
+        j = i
+        while j + 1 < len(years) and years[j + 1] == years[j] + 1:
+            j += 1
+        if j - i >= 2:
+            parts.append(f"{years[i]}-{years[j]}")
+        else:
+            parts.extend(str(y) for y in years[i : j + 1])
+        i = j + 1
+    return ", ".join(parts)
+
+
+def city_years(master: pd.DataFrame, years: tuple[int, int]) -> pd.DataFrame:
+    """Every (city_code, year) of the window inside the city's life (first_year..last_year)."""
+    lo = np.maximum(master["first_year"].to_numpy(dtype=int), years[0])
+    hi = np.minimum(master["last_year"].to_numpy(dtype=int), years[1])
+    n = np.clip(hi - lo + 1, 0, None)
+    codes = np.repeat(master["city_code"].to_numpy(dtype=object), n)
+    offsets = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    return pd.DataFrame({"city_code": codes, "year": np.repeat(lo, n) + offsets}).astype(
+        {"city_code": "str", "year": "int64"}
+    )
+
+
+def select_sample(
+    grid: pd.DataFrame,
+    master: pd.DataFrame,
+    years: tuple[int, int],
+    rule: str,
+    in_tables: set[str],
+) -> tuple[pd.Series, pd.DataFrame]:
+    """Apply a sample rule to the city-years of `grid` (city_code, year, it_emp, total_emp).
+
+    `balanced_outcome`: keep the cities that are prefecture-level cities in every year of the window and
+    whose it_emp and total_emp are observed in every year; `all`: keep every city-year whose it_emp and
+    total_emp are observed. Returns the boolean mask of kept rows of `grid` and the sample table: one row
+    per master city with city_code, city_name, kept, n_years (kept years) and reason (why it is out, or
+    which years are missing; empty when the city is kept in every year of the window).
+    """
+    if rule not in SAMPLE_RULES:
+        raise ValueError(f"sample_rule must be one of {SAMPLE_RULES}, not {rule!r}")
+    observed = grid["it_emp"].notna() & grid["total_emp"].notna()
+    missing = grid.loc[~observed].groupby("city_code")["year"].agg(list).to_dict()
+    n_observed = grid.loc[observed].groupby("city_code").size().to_dict()
+    rows = []
+    complete: set[str] = set()
+    for code, name, first, last in master[
+        ["city_code", "city_name", "first_year", "last_year"]
+    ].itertuples(index=False):
+        parts = []
+        if last < years[0] or first > years[1]:
+            parts.append(
+                f"not a prefecture-level city in {years[0]}-{years[1]} "
+                f"(first_year {first}, last_year {last})"
+            )
+        else:
+            if first > years[0]:
+                span = _year_list(range(years[0], first))
+                parts.append(f"not a prefecture-level city in {span} (first_year {first})")
+            if last < years[1]:
+                span = _year_list(range(last + 1, years[1] + 1))
+                parts.append(f"not a prefecture-level city in {span} (last_year {last})")
+            if code not in in_tables:
+                parts.append("not in any table")
+            elif code in missing:
+                parts.append(f"outcome missing in {_year_list(missing[code])}")
+        whole = not parts
+        if whole:
+            complete.add(code)
+        kept = whole if rule == "balanced_outcome" else n_observed.get(code, 0) > 0
+        rows.append(
+            {
+                "city_code": code,
+                "city_name": name,
+                "kept": kept,
+                "n_years": (n_observed.get(code, 0) if kept else 0),
+                "reason": "; ".join(parts),
+            }
+        )
+    sample = pd.DataFrame(rows, columns=["city_code", "city_name", "kept", "n_years", "reason"])
+    sample = sample.astype({"kept": "bool", "n_years": "int64"})
+    if rule == "balanced_outcome":
+        mask = grid["city_code"].isin(complete)
+    else:
+        mask = observed
+    return mask.to_numpy(dtype=bool), sample
+
+
+def location_quotient(it_emp: pd.Series, total_emp: pd.Series, year: pd.Series) -> pd.Series:
+    """lq_it = (it_emp_it / total_emp_it) / (sum_j it_emp_jt / sum_j total_emp_jt), sums over the rows
+    given with the same year. Pass exactly the kept city-years; NaN, a non-positive total_emp or a year
+    whose it_emp sums to 0 raise ValueError."""
+    frame = pd.DataFrame({"it": it_emp, "total": total_emp, "year": year})
+    if frame[["it", "total"]].isna().any().any():
+        raise ValueError("location_quotient: it_emp and total_emp must be observed in every row")
+    if (frame["total"] <= 0).any():
+        raise ValueError("location_quotient: total_emp must be positive")
+    by_year = frame.groupby("year")
+    it_sum = by_year["it"].transform("sum")
+    if (it_sum <= 0).any():
+        zero = sorted(frame.loc[it_sum <= 0, "year"].unique())
+        raise ValueError(f"location_quotient: it_emp sums to 0 in {zero}, so lq is undefined")
+    national = it_sum / by_year["total"].transform("sum")
+    return (frame["it"] / frame["total"]) / national
+
+
+def derive_variables(panel: pd.DataFrame, usd_cny: pd.Series) -> pd.DataFrame:
+    """Add the contract's derived variables (lq excluded: see `location_quotient`) to a copy of `panel`.
+
+    ln_gdp_pc = ln(gdp / population), ln_density = ln(population / area), industry = secondary_share / 100,
+    gov = fiscal_exp / gdp, open = fdi * usd_cny[year] / gdp (万美元 -> 万元), finance = loans / gdp,
+    ln_digital_pat = ln(1 + digital_patents), ln_green_pat = ln(1 + green_patents),
+    human_capital = students / population (students per 10,000 residents). Missing inputs give NaN.
+    """
+    missing_years = sorted(set(panel["year"]) - set(usd_cny.index))
+    if missing_years:
+        raise KeyError(f"usd_cny has no rate for {_year_list(missing_years)}")
+    out = panel.copy()
+    rate = panel["year"].map(usd_cny).astype(float)
+    out["ln_gdp_pc"] = np.log(panel["gdp"] / panel["population"])
+    out["ln_density"] = np.log(panel["population"] / panel["area"])
+    out["industry"] = panel["secondary_share"] / 100.0
+    out["gov"] = panel["fiscal_exp"] / panel["gdp"]
+    out["open"] = panel["fdi"] * rate / panel["gdp"]
+    out["finance"] = panel["loans"] / panel["gdp"]
+    out["ln_digital_pat"] = np.log1p(panel["digital_patents"])
+    out["ln_green_pat"] = np.log1p(panel["green_patents"])
+    out["human_capital"] = panel["students"] / panel["population"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The panel
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _check_inputs(
+    years: tuple[int, int], sample_rule: str, master: pd.DataFrame, usd_cny: pd.Series
+) -> None:
+    if not (isinstance(years, tuple | list) and len(years) == 2 and years[0] <= years[1]):
+        raise ValueError(f"years must be (start, end) with start <= end, not {years!r}")
+    if sample_rule not in SAMPLE_RULES:
+        raise ValueError(f"sample_rule must be one of {SAMPLE_RULES}, not {sample_rule!r}")
+    needed = {"city_code", "city_name", "province", "region3", "region4", "is_municipality"}
+    needed |= {"is_provincial_capital", "first_year", "last_year"}
+    if missing := needed - set(master.columns):
+        raise ValueError(f"master lacks columns {sorted(missing)}")
+    if absent := [y for y in range(years[0], years[1] + 1) if y not in usd_cny.index]:
+        raise InputError(
+            Problem("usd_cny (exchange-rate table)", f"no exchange rate for {_year_list(absent)}"),
+            "the exchange-rate table does not cover the window",
+        )
+
+
+def _stack(frames: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
+    """Tables by edition -> one frame with the data year, without the name and line columns."""
+    parts = [df.drop(columns=["name", "line"]).assign(year=e - 1) for e, df in frames.items()]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=["city_code", "year"]).astype({"year": "int64"})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _within_life(data: pd.DataFrame, grid: pd.DataFrame, what: str) -> pd.DataFrame:
+    keys = grid.set_index(["city_code", "year"]).index
+    inside = pd.MultiIndex.from_frame(data[["city_code", "year"]]).isin(keys)
+    if not inside.all():
+        dropped = data.loc[~inside, ["city_code", "year"]]
+        log.warning(
+            "%s rows outside the life of their city in the city master were dropped: %s",
+            what,
+            ", ".join(f"{c} {y}" for c, y in dropped.itertuples(index=False)),
+        )
+    return data.loc[inside]
+
+
+def build_panel(
+    raw_dir: str | Path,
+    *,
+    years: tuple[int, int],
+    sample_rule: str,
+    master: pd.DataFrame,
+    crosswalk: Mapping[str, str],
+    aliases: HeaderAliases,
+    usd_cny: pd.Series,
+) -> PanelBuild:
+    """Read, validate, merge and derive the panel of `raw_dir` (see the module docstring).
+
+    `years` = (first, last) data year; `sample_rule` one of `SAMPLE_RULES`; `master` from
+    `reference.load_city_master`; `crosswalk` from `reference.load_name_crosswalk`; `aliases` from
+    `yearbook.load_aliases`; `usd_cny` from `reference.load_usd_cny` (CNY per USD by year). Raises one
+    `InputError` listing every problem of every file, or if no city-year is left in the sample.
+    """
+    years = (int(years[0]), int(years[1]))
+    _check_inputs(years, sample_rule, master, usd_cny)
+    raw_dir = Path(raw_dir)
+    files, problems = find_raw_files(raw_dir, years)
+
+    tables: dict[str, dict[int, pd.DataFrame]] = {t: {} for t in TABLES}
+    manifest = []
+    for (table, edition), path in sorted(files.items()):
+        df, found, stats = read_table(path, table, edition, aliases, crosswalk)  # type: ignore[arg-type]
+        problems += found
+        tables[table][edition] = df
+        manifest.append(
+            {
+                "file": path.relative_to(raw_dir).as_posix(),
+                "table": table,
+                "edition": edition,
+                "data_year": edition - 1,
+                "sha256": sha256(path),
+                "read_as": stats.read_as,
+                "rows_read": stats.rows_read,
+                "rows_kept": stats.rows_kept,
+            }
+        )
+        log.info(
+            "%s: header on line %s, %d rows read, %d cities, skipped %s",
+            path,
+            stats.header_line,
+            stats.rows_read,
+            stats.rows_kept,
+            stats.skipped,
+        )
+    patents_path = raw_dir / "patents.csv"
+    if patents_path.is_file():
+        patents, found, pstats = read_patents(patents_path, master["city_code"], years)
+        problems += found
+        manifest.append(
+            {
+                "file": "patents.csv",
+                "table": "patents",
+                "edition": pd.NA,
+                "data_year": pd.NA,
+                "sha256": sha256(patents_path),
+                "read_as": pstats.read_as,
+                "rows_read": pstats.rows_read,
+                "rows_kept": pstats.rows_kept,
+            }
+        )
+    else:
+        problems.append(
+            Problem(
+                str(patents_path),
+                "missing: a CSV with columns city_code, year, digital_patents, green_patents",
+            )
+        )
+    raise_if(problems, f"the raw data in {raw_dir} failed validation")
+
+    grid = city_years(master, years)
+    employment = _within_life(_stack(tables["employment"]), grid, "employment")
+    economy = _within_life(_stack(tables["economy"]), grid, "economy")
+    patents = _within_life(patents, grid, "patents.csv")
+    in_tables = set(employment["city_code"]) | set(economy["city_code"])
+    merged = (
+        grid.merge(employment, on=["city_code", "year"], how="left")
+        .merge(economy, on=["city_code", "year"], how="left")
+        .merge(patents, on=["city_code", "year"], how="left")
+    )
+    mask, sample = select_sample(merged, master, years, sample_rule, in_tables)
+    kept = merged.loc[mask].reset_index(drop=True)
+    if kept.empty:
+        raise InputError(
+            Problem(str(raw_dir), f"no city-year is left under sample_rule {sample_rule!r}"),
+            "empty sample",
+        )
+    kept["lq"] = location_quotient(kept["it_emp"], kept["total_emp"], kept["year"])
+    kept = derive_variables(kept, usd_cny)
+
+    info = master.set_index("city_code")
+    for column, source in (
+        ("city_name", "city_name"),
+        ("province", "province"),
+        ("region", "region3"),
+        ("region4", "region4"),
+        ("is_municipality", "is_municipality"),
+        ("is_provincial_capital", "is_provincial_capital"),
+    ):
+        kept[column] = kept["city_code"].map(info[source])
+    for column in RAW_VARIABLES:
+        if column not in kept:
+            kept[column] = np.nan
+    panel = kept[list(PANEL_COLUMNS)].astype({v: "float64" for v in RAW_VARIABLES})
+    panel = panel.sort_values(["city_code", "year"], ignore_index=True)
+
+    industry_columns = [c for c in kept.columns if c.startswith("emp_")]
+    long = kept.melt(
+        id_vars=["city_code", "year"],
+        value_vars=industry_columns,
+        var_name="variable",
+        value_name="value",
+    ).dropna(subset=["value"])
+    long["industry"] = long["variable"].map(lambda v: aliases.label("employment", v))
+    industries_long = long[["city_code", "year", "variable", "industry", "value"]].sort_values(
+        ["city_code", "year", "variable"], ignore_index=True
+    )
+    manifest_df = pd.DataFrame(manifest, columns=list(MANIFEST_COLUMNS)).astype(
+        {"edition": "Int64", "data_year": "Int64"}
+    )
+    log.info(
+        "panel: %d cities, %d city-years, sample rule %s (%d master cities left out)",
+        panel["city_code"].nunique(),
+        len(panel),
+        sample_rule,
+        int((~sample["kept"]).sum()),
+    )
+    return PanelBuild(panel, manifest_df, sample, industries_long)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
+    """Yield a temporary path beside each target; on success rename them all onto the targets, on any
+    error delete them, so no partial output is left behind."""
+    targets = [Path(p) for p in paths]
+    temps = [t.with_name(f".{t.name}.{os.getpid()}.tmp") for t in targets]
+    for t in targets:
+        t.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield temps
+    except BaseException:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, target in zip(temps, targets, strict=True):
+        os.replace(tmp, target)
+
+
+def to_stata_frame(panel: pd.DataFrame) -> pd.DataFrame:
+    """The panel with types Stata accepts: text as object str, booleans as 0/1 int8."""
+    out = panel.copy()
+    for column in out.columns:
+        dtype = out[column].dtype
+        if pd.api.types.is_bool_dtype(dtype):
+            out[column] = out[column].astype("int8")
+        elif pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
+            out[column] = out[column].astype(object).where(out[column].notna(), "")
+    return out
+
+
+def write_panel(
+    build: PanelBuild,
+    out_parquet: str | Path,
+    out_csv: str | Path,
+    out_dta: str | Path,
+    *,
+    out_manifest: str | Path | None = None,
+    out_sample: str | Path | None = None,
+    out_industries: str | Path | None = None,
+) -> None:
+    """Write the panel as Parquet, CSV (UTF-8 with BOM, so Excel shows Chinese) and Stata .dta version 118
+    (Stata 14+, Unicode; labels "zh / en" from `VARIABLE_LABELS`; city_code as text), plus, when paths are
+    given, the manifest and sample tables (CSV, UTF-8 with BOM) and the industry long table (Parquet).
+    Everything is written to temporary files first and renamed at the end."""
+    extra = [
+        (p, w)
+        for p, w in (
+            (out_manifest, lambda f: build.manifest.to_csv(f, index=False, encoding="utf-8-sig")),
+            (out_sample, lambda f: build.sample.to_csv(f, index=False, encoding="utf-8-sig")),
+            (out_industries, lambda f: build.industries_long.to_parquet(f, index=False)),
+        )
+        if p is not None
+    ]
+    panel = build.panel
+    with atomic_paths(out_parquet, out_csv, out_dta, *(p for p, _ in extra)) as tmp:
+        panel.to_parquet(tmp[0], index=False)
+        panel.to_csv(tmp[1], index=False, encoding="utf-8-sig")
+        to_stata_frame(panel).to_stata(
+            tmp[2],
+            write_index=False,
+            version=118,
+            variable_labels={c: stata_label(c) for c in panel.columns},
+            data_label="Dual pilot panel / 双试点城市面板",
+        )
+        for path, (_, write) in zip(tmp[3:], extra, strict=True):
+            write(path)

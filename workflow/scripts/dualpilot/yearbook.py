@@ -1,0 +1,881 @@
+"""Read one raw yearbook table (or patents.csv) exactly as docs/raw-data.md and the raw-data contract
+(/work/shared/spec/raw-data-contract.md) describe, and report every defect with its file, line and column.
+
+A yearbook table is a CSV (UTF-8 with or without BOM, else GB18030/GBK) or an XLSX file (first sheet) as
+digitised from the printed China City Statistical Yearbook:
+
+- up to `MAX_TITLE_LINES` non-blank title or unit lines stand above the header row, which is the first row
+  whose first cell is one of `HEADER_FIRST_CELLS` (地区, 城市, 城市名称);
+- column headers are matched to variables through resources/yearbook/header_aliases.csv (`HeaderAliases`)
+  after `normalise_header`: NFKC, every bracketed part `(...)`/`（...）` removed (a bracket holding a unit is
+  checked against the unit the variable must have), all whitespace removed, and the separators `、` `,` `，`
+  deleted, so `信息传输,软件和信息技术服务业（万人）` matches `信息传输、软件和信息技术服务业`;
+- rows that are not cities are skipped: blank rows, note rows (the name starts with one of `NOTE_PREFIXES`),
+  total rows (`TOTAL_ROW_NAMES`), province rows (the name ends in 省/自治区/特别行政区 or is a province's
+  name, and the row holds no value); a row without any value whose name matches nothing (a sub-heading such
+  as 地级市) is skipped and logged;
+- city names go through `dualpilot.reference.normalise_name` and the name crosswalk (current, short,
+  historical and variant names -> 6-digit code);
+- cells are numbers, missing markers (`MISSING_MARKERS`) or errors; thousands separators are accepted.
+
+Line numbers are spreadsheet row numbers: the first line of the file is line 1, title lines and the header
+count. Every kept row carries its line so later checks can point at it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from dualpilot.errors import InputError, Problem
+from dualpilot.reference import normalise_name
+
+log = logging.getLogger(__name__)
+
+Table = Literal["employment", "economy"]
+TABLES: tuple[str, ...] = ("employment", "economy")
+
+#: Variables each table must provide, in panel order (the contract's tables). Any other variable of the
+#: alias table is optional and must be an employment column named `emp_<ascii>` (other industries).
+REQUIRED_VARIABLES: dict[str, tuple[str, ...]] = {
+    "employment": ("it_emp", "total_emp"),
+    "economy": (
+        "gdp",
+        "population",
+        "area",
+        "secondary_share",
+        "fiscal_exp",
+        "fdi",
+        "loans",
+        "students",
+        "so2",
+        "green_cover",
+    ),
+}
+OPTIONAL_VARIABLE = re.compile(r"emp_[a-z0-9_]+")
+
+#: The first cell of the header row (after NFKC and removing whitespace).
+HEADER_FIRST_CELLS = frozenset({"地区", "城市", "城市名称"})
+#: At most this many non-blank lines may stand above the header row (blank lines are not counted).
+MAX_TITLE_LINES = 5
+#: Rows whose name (NFKC, no whitespace) is one of these are totals and are skipped, with or without values.
+TOTAL_ROW_NAMES = frozenset(
+    {"全国", "合计", "总计", "全省", "全市", "全区", "全国合计", "全国总计"}
+)
+#: Rows whose name starts with one of these are notes and are skipped.
+NOTE_PREFIXES: tuple[str, ...] = ("注", "资料来源", "数据来源", "说明")
+#: Province-level units, so that a province heading (河北省, 河北, 广西壮族自治区, 广西) is recognised.
+PROVINCES: tuple[str, ...] = (
+    "北京市", "天津市", "河北省", "山西省", "内蒙古自治区", "辽宁省", "吉林省", "黑龙江省", "上海市",
+    "江苏省", "浙江省", "安徽省", "福建省", "江西省", "山东省", "河南省", "湖北省", "湖南省", "广东省",
+    "广西壮族自治区", "海南省", "重庆市", "四川省", "贵州省", "云南省", "西藏自治区", "陕西省", "甘肃省",
+    "青海省", "宁夏回族自治区", "新疆维吾尔自治区", "台湾省", "香港特别行政区", "澳门特别行政区",
+)  # fmt: skip
+_PROVINCE_SUFFIX = re.compile(r"(省|市|壮族自治区|回族自治区|维吾尔自治区|自治区|特别行政区)$")
+PROVINCE_NAMES = frozenset(PROVINCES) | frozenset(_PROVINCE_SUFFIX.sub("", p) for p in PROVINCES)
+
+#: Cells meaning "missing", as printed. A cell is compared after NFKC and trimming, so the full-width forms
+#: `－` (-> `-`), `…`/`……` (-> `...`/`......`), `．．` (-> `..`) and `ＮＡ` (-> `NA`) are covered; `NA` and `N/A`
+#: in any letter case.
+MISSING_MARKERS: tuple[str, ...] = (
+    "", "—", "——", "-", "--", "－", "－－", "–", "―", "…", "……", "...", "..", "．．", "NA", "N/A", "ＮＡ",
+)  # fmt: skip
+
+
+def _nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def squeeze(text: str) -> str:
+    """NFKC, then remove all whitespace (ASCII and full-width spaces alike)."""
+    return _WHITESPACE.sub("", _nfkc(text))
+
+
+_MISSING = frozenset(squeeze(m).casefold() for m in MISSING_MARKERS)
+
+# ---------------------------------------------------------------------------------------------------------
+# Headers and units
+# ---------------------------------------------------------------------------------------------------------
+
+_BRACKET = re.compile(r"\(([^()]*)\)")
+_HEADER_SEPARATORS = re.compile(r"[、,]")  # NFKC has already turned ， into ,
+
+#: Unit spellings that may appear in a header bracket or a title line `单位：...`, mapped to one spelling.
+#: A bracket whose text is not a unit (e.g. 当年价格) is ignored; a unit different from the one the variable
+#: must have is an error (a table in 亿元 or 人 would otherwise be read 10,000 times off).
+UNIT_SPELLINGS: dict[str, str] = {
+    "人": "人", "万人": "万人", "千人": "千人", "百人": "百人", "亿人": "亿人",
+    "元": "元", "千元": "千元", "万元": "万元", "亿元": "亿元",
+    "美元": "美元", "千美元": "千美元", "万美元": "万美元", "亿美元": "亿美元",
+    "平方公里": "平方公里", "平方千米": "平方公里", "km2": "平方公里", "公顷": "公顷", "平方米": "平方米",
+    "亩": "亩", "%": "%", "‰": "‰", "吨": "吨", "万吨": "万吨", "千吨": "千吨", "公斤": "公斤",
+}  # fmt: skip
+
+
+def normalise_header(text: str) -> str:
+    """Header text as matched: NFKC, bracketed parts removed, no whitespace, no `、` `,` `，` separators."""
+    out = _nfkc(text)
+    while True:  # remove innermost brackets first so nested brackets go too
+        stripped = _BRACKET.sub("", out)
+        if stripped == out:
+            break
+        out = stripped
+    out = _WHITESPACE.sub("", out)
+    return _HEADER_SEPARATORS.sub("", out)
+
+
+def header_units(text: str) -> list[str]:
+    """The units named in the brackets of a header, in canonical spelling (brackets that are not units
+    are left out)."""
+    units = []
+    for inner in _BRACKET.findall(_nfkc(text)):
+        key = _WHITESPACE.sub("", inner).removeprefix("单位:")
+        if key in UNIT_SPELLINGS:
+            units.append(UNIT_SPELLINGS[key])
+    return units
+
+
+_TITLE_UNIT = re.compile(r"单位:(.+)$")
+
+
+def title_unit(text: str) -> str | None:
+    """The unit of a title line such as `单位：万人` (canonical spelling), or None."""
+    match = _TITLE_UNIT.search(squeeze(text))
+    if match is None:
+        return None
+    return UNIT_SPELLINGS.get(match.group(1))
+
+
+@dataclass(frozen=True)
+class Alias:
+    """One accepted header of a variable (a row of resources/yearbook/header_aliases.csv)."""
+
+    table: str
+    variable: str
+    header: str
+    first_edition: int | None
+    last_edition: int | None
+    unit: str
+
+    def covers(self, edition: int) -> bool:
+        """Whether the header is accepted in `edition`."""
+        lo = self.first_edition if self.first_edition is not None else -math.inf
+        hi = self.last_edition if self.last_edition is not None else math.inf
+        return lo <= edition <= hi
+
+    def overlaps(self, other: Alias) -> bool:
+        """Whether the two headers are accepted in at least one common edition."""
+        lo = max(self.first_edition or -math.inf, other.first_edition or -math.inf)
+        hi = min(self.last_edition or math.inf, other.last_edition or math.inf)
+        return lo <= hi
+
+    def editions(self) -> str:
+        """The editions in words, for messages."""
+        if self.first_edition is None and self.last_edition is None:
+            return "all editions"
+        if self.first_edition is None:
+            return f"editions up to {self.last_edition}"
+        if self.last_edition is None:
+            return f"editions from {self.first_edition}"
+        return f"editions {self.first_edition}-{self.last_edition}"
+
+
+class HeaderAliases:
+    """The accepted headers of every variable, by table and edition.
+
+    Build it with `load_aliases(path)` or `HeaderAliases.from_frame(df)`. Two headers of one table that
+    normalise to the same text must not name different variables in overlapping editions.
+    """
+
+    def __init__(
+        self,
+        entries: Iterable[Alias],
+        source: str = "header aliases",
+        problems: Sequence[Problem] = (),
+    ):
+        self.entries: tuple[Alias, ...] = tuple(entries)
+        self.source = source
+        self._by_key: dict[tuple[str, str], list[Alias]] = defaultdict(list)
+        for entry in self.entries:
+            self._by_key[(entry.table, normalise_header(entry.header))].append(entry)
+        problems = list(problems)
+        for (table, key), group in self._by_key.items():
+            for i, a in enumerate(group):
+                for b in group[i + 1 :]:
+                    if a.variable != b.variable and a.overlaps(b):
+                        problems.append(
+                            Problem(
+                                source,
+                                f"headers {a.header!r} ({a.variable}) and {b.header!r} ({b.variable}) "
+                                f"of table {table} are the same after normalisation ({key!r}) in "
+                                "overlapping editions",
+                            )
+                        )
+        for table, required in REQUIRED_VARIABLES.items():
+            for variable in required:
+                if not any(e.table == table and e.variable == variable for e in self.entries):
+                    problems.append(
+                        Problem(source, f"no header listed for {table} variable {variable}")
+                    )
+        if problems:
+            raise InputError(problems, f"{source} is not a valid alias table")
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, source: str = "header aliases") -> HeaderAliases:
+        """Aliases from a frame with the columns of header_aliases.csv (line numbers assume a CSV)."""
+        needed = ["table", "variable", "header", "first_edition", "last_edition", "unit"]
+        missing = [c for c in needed if c not in df.columns]
+        if missing:
+            raise InputError(
+                Problem(source, f"missing columns {missing}", line=1), "bad alias table"
+            )
+        entries, problems = [], []
+        for i, row in enumerate(df[needed].itertuples(index=False), start=2):
+            table, variable, header, first, last, unit = (_text(v) for v in row)
+            if table not in TABLES:
+                problems.append(Problem(source, f"unknown table {table!r}", i, "table"))
+            elif variable not in REQUIRED_VARIABLES[table] and not (
+                table == "employment" and OPTIONAL_VARIABLE.fullmatch(variable)
+            ):
+                problems.append(
+                    Problem(
+                        source,
+                        f"{variable!r} is neither a required {table} variable "
+                        f"({', '.join(REQUIRED_VARIABLES[table])}) nor an optional employment "
+                        "column named emp_<lowercase ascii>",
+                        i,
+                        "variable",
+                    )
+                )
+            if not header:
+                problems.append(Problem(source, "empty header", i, "header"))
+            editions = []
+            for column, value in (("first_edition", first), ("last_edition", last)):
+                if value == "":
+                    editions.append(None)
+                elif re.fullmatch(r"\d{4}", value):
+                    editions.append(int(value))
+                else:
+                    problems.append(Problem(source, f"{value!r} is not a year", i, column))
+                    editions.append(None)
+            entries.append(Alias(table, variable, header, editions[0], editions[1], unit))
+        return cls(entries, source, problems)
+
+    def variables(self, table: str) -> list[str]:
+        """Every variable of `table`: the required ones in contract order, then the optional ones."""
+        optional = [e.variable for e in self.entries if e.table == table]
+        required = list(REQUIRED_VARIABLES[table])
+        return required + [v for v in dict.fromkeys(optional) if v not in required]
+
+    def match(self, table: str, edition: int, header: str) -> tuple[Alias | None, list[Alias]]:
+        """The alias `header` matches in `edition`, and the aliases it would match in other editions."""
+        group = self._by_key.get((table, normalise_header(header)), [])
+        now = [a for a in group if a.covers(edition)]
+        return (now[0] if now else None), [a for a in group if not a.covers(edition)]
+
+    def accepted(self, table: str, variable: str, edition: int) -> list[str]:
+        """The headers accepted for `variable` in `edition`."""
+        return [
+            e.header
+            for e in self.entries
+            if e.table == table and e.variable == variable and e.covers(edition)
+        ]
+
+    def unit(self, table: str, variable: str) -> str:
+        """The unit `variable` must be in."""
+        return next(e.unit for e in self.entries if e.table == table and e.variable == variable)
+
+    def label(self, table: str, variable: str) -> str:
+        """The newest accepted header of `variable` (used to name optional industries)."""
+        entries = [e for e in self.entries if e.table == table and e.variable == variable]
+        return max(entries, key=lambda e: e.first_edition or 0).header
+
+
+def _text(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def load_aliases(path: str | Path) -> HeaderAliases:
+    """Read resources/yearbook/header_aliases.csv (UTF-8) into `HeaderAliases`."""
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    return HeaderAliases.from_frame(df, source=str(path))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cells
+# ---------------------------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"[+-]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def parse_number(value: object) -> float | None:
+    """A cell as a number: NaN for a missing marker, None when it is neither a number nor missing.
+
+    Accepted: numbers of an XLSX cell; text such as `1234`, `1,234.5`, `-3`, `1.2E+05`, full-width digits
+    and separators (NFKC); the minus sign U+2212.
+    """
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or isinstance(value, datetime | date | time):
+        return None
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    text = _nfkc(str(value)).strip().replace("\u2212", "-")
+    if text.casefold() in _MISSING:
+        return math.nan
+    if not _NUMBER.fullmatch(text):
+        return None
+    return float(text.replace(",", ""))
+
+
+def _is_blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and squeeze(value) == "")
+
+
+def _has_value(value: object) -> bool:
+    """Whether a cell holds anything but a missing marker."""
+    parsed = parse_number(value)
+    return parsed is None or not math.isnan(parsed)
+
+
+def column_letter(index: int) -> str:
+    """Spreadsheet column letter of a 0-based column index (0 -> A, 26 -> AA)."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _column(index: int, header: str) -> str:
+    return f"{header} [{column_letter(index)}]" if header else column_letter(index)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------------------
+
+ENCODINGS: tuple[str, ...] = ("utf-8-sig", "gb18030")
+
+
+class UnreadableFile(Exception):
+    """A file that cannot be opened or decoded; carries the Problem to report."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+def read_rows(path: str | Path) -> tuple[list[list[object]], str]:
+    """All rows of a CSV or the first sheet of an XLSX file, and how it was read (the encoding or "xlsx").
+
+    CSV: decoded as UTF-8 (a BOM is dropped) or, failing that, GB18030 (a superset of GBK and GB2312).
+    Row i of the list is spreadsheet line i + 1 (blank lines included).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        import openpyxl
+
+        try:
+            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        except Exception as exc:  # openpyxl raises zipfile/XML errors of many kinds
+            raise UnreadableFile(
+                Problem(str(path), f"cannot open as an XLSX workbook: {exc}")
+            ) from exc
+        try:
+            rows = [list(r) for r in wb.worksheets[0].iter_rows(values_only=True)]
+        finally:
+            wb.close()
+        return rows, "xlsx"
+    if suffix != ".csv":
+        raise UnreadableFile(Problem(str(path), "not a .csv or .xlsx file"))
+    data = path.read_bytes()
+    for encoding in ENCODINGS:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return [list(r) for r in csv.reader(io.StringIO(text, newline=""))], encoding
+    raise UnreadableFile(
+        Problem(
+            str(path),
+            "cannot be decoded as UTF-8 or GB18030/GBK; save it in one of those encodings",
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Plausibility
+# ---------------------------------------------------------------------------------------------------------
+
+#: Upper bounds that no real prefecture-level city reaches; a value above one almost always means a wrong
+#: unit (persons for 万人, 元 for 万元). The largest real values, 2006-2023, for comparison.
+PLAUSIBLE_MAX: dict[str, float] = {
+    "total_emp": 2000.0,  # 万人; contract. Largest: 北京/上海/重庆, under 1,000
+    "it_emp": 2000.0,  # 万人; also every optional emp_* column
+    "population": 5000.0,  # 万人; largest 户籍 population: 重庆, about 3,400
+    "area": 600_000.0,  # km²; largest units: 巴音郭楞 about 471,000, 那曲 about 430,000 (300,000 is unsafe)
+    "gdp": 1e9,  # 万元 = 10 万亿元; largest: 上海 2023, about 4.7 万亿元
+    "fiscal_exp": 1e9,  # 万元; largest: 上海, about 0.9 万亿元
+    "loans": 1e10,  # 万元 = 100 万亿元; largest: 北京/上海, about 12 万亿元
+    "fdi": 1e7,  # 万美元 = 1,000 亿美元; largest: 上海, about 250 亿美元
+    "students": 1e7,  # persons; largest: 广州/郑州, under 2 million
+    "so2": 1e7,  # tonnes; the national total was about 22 million t in 2006, a city under 1 million
+    "secondary_share": 100.0,  # %
+    "green_cover": 100.0,  # %
+}
+#: Variables that cannot be zero (a zero is how some digitisers wrote "unknown": use a missing marker).
+STRICTLY_POSITIVE = frozenset({"total_emp", "gdp", "population", "area"})
+#: Percent columns: if the median of a table's column is at most 1, the column holds fractions.
+PERCENT_VARIABLES = frozenset({"secondary_share", "green_cover"})
+
+
+def _upper_bound(variable: str) -> float | None:
+    if variable.startswith("emp_"):
+        return PLAUSIBLE_MAX["it_emp"]
+    return PLAUSIBLE_MAX.get(variable)
+
+
+def check_values(
+    df: pd.DataFrame,
+    file: str,
+    table: str,
+    columns: Mapping[str, str],
+    units: Mapping[str, str],
+    header_line: int | None,
+) -> list[Problem]:
+    """Negative values, zeros where impossible, values above `PLAUSIBLE_MAX`, it_emp > total_emp and
+    percent columns holding fractions. `df` has a `line` column and one column per variable; `columns`
+    names each variable's column as a message shows it, `units` its required unit."""
+    problems: list[Problem] = []
+    for variable, column in columns.items():
+        values = df[variable].to_numpy(dtype=float)
+        lines = df["line"].to_numpy()
+        unit = f" {units[variable]}" if units.get(variable) else ""
+        for value, line in zip(values, lines, strict=True):
+            if math.isnan(value):
+                continue
+            if value < 0:
+                problems.append(Problem(file, f"negative value {value:g}", int(line), column))
+            elif value == 0 and variable in STRICTLY_POSITIVE:
+                problems.append(
+                    Problem(
+                        file,
+                        f"{variable} is 0, which no city has; write a missing marker if unknown",
+                        int(line),
+                        column,
+                    )
+                )
+            elif (bound := _upper_bound(variable)) is not None and value > bound:
+                problems.append(
+                    Problem(
+                        file,
+                        f"implausible {variable} {value:,g} (above {bound:,g}{unit} for one city): "
+                        f"is the unit{unit} as required?",
+                        int(line),
+                        column,
+                    )
+                )
+        if variable in PERCENT_VARIABLES and np.isfinite(values).any():
+            median = float(np.nanmedian(values))
+            if median <= 1.0:
+                problems.append(
+                    Problem(
+                        file,
+                        f"{variable} looks like fractions (median {median:g}); percent is required",
+                        header_line,
+                        column,
+                    )
+                )
+    if table == "employment" and {"it_emp", "total_emp"} <= set(columns):
+        over = df["it_emp"] > df["total_emp"]
+        for line, it, total in df.loc[over, ["line", "it_emp", "total_emp"]].itertuples(
+            index=False
+        ):
+            problems.append(
+                Problem(
+                    file,
+                    f"it_emp {it:g} is greater than total_emp {total:g}",
+                    int(line),
+                    columns["it_emp"],
+                )
+            )
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One table
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TableStats:
+    """What reading one table did (for the manifest and the log)."""
+
+    file: str
+    table: str
+    edition: int
+    read_as: str = ""
+    header_line: int | None = None
+    rows_read: int = 0  # non-blank lines below the header
+    rows_kept: int = 0  # city rows returned
+    skipped: dict[str, int] = field(default_factory=dict)  # note/total/province/label/blank
+    ignored_columns: list[str] = field(default_factory=list)
+    unmatched_labels: list[tuple[int, str]] = field(default_factory=list)
+
+    def skip(self, kind: str) -> None:
+        self.skipped[kind] = self.skipped.get(kind, 0) + 1
+
+
+def _classify_name(name: str) -> str | None:
+    """'note', 'total' or 'province' for a row name that is not a city, else None."""
+    if name.startswith(NOTE_PREFIXES):
+        return "note"
+    if name in TOTAL_ROW_NAMES:
+        return "total"
+    if name in PROVINCE_NAMES or name.endswith(("省", "自治区", "特别行政区")):
+        return "province"
+    return None
+
+
+def _find_header(rows: Sequence[Sequence[object]]) -> int | None:
+    non_blank = 0
+    for i, row in enumerate(rows):
+        if all(_is_blank(c) for c in row):
+            continue
+        if row and isinstance(row[0], str) and squeeze(row[0]) in HEADER_FIRST_CELLS:
+            return i
+        non_blank += 1
+        if non_blank > MAX_TITLE_LINES:
+            return None
+    return None
+
+
+def read_table(
+    path: str | Path,
+    table: Table,
+    edition: int,
+    aliases: HeaderAliases,
+    crosswalk: Mapping[str, str],
+) -> tuple[pd.DataFrame, list[Problem], TableStats]:
+    """Read one yearbook table and validate it on its own.
+
+    Returns the city rows (columns `city_code`, `name` as printed, `line`, then one float column per
+    variable found, required ones first), every problem found (unreadable file, no header row, missing or
+    duplicated required column, unit in a header bracket or in a `单位：` title line other than the required
+    one, unknown city, duplicated city, non-numeric cell, negative, zero or implausible value, it_emp >
+    total_emp), and `TableStats`. `crosswalk` maps `normalise_name(name)` to a 6-digit city code.
+    Columns whose header matches no alias are ignored and listed in the stats.
+    """
+    if table not in TABLES:
+        raise ValueError(f"table must be one of {TABLES}, not {table!r}")
+    file = str(path)
+    stats = TableStats(file=file, table=table, edition=edition)
+    empty = pd.DataFrame(columns=["city_code", "name", "line"])
+    try:
+        rows, stats.read_as = read_rows(path)
+    except UnreadableFile as exc:
+        return empty, [exc.problem], stats
+
+    h = _find_header(rows)
+    if h is None:
+        first = ", ".join(sorted(HEADER_FIRST_CELLS))
+        msg = (
+            f"no header row: none of the first {MAX_TITLE_LINES + 1} non-blank lines has {first} "
+            "in its first cell (column A)"
+        )
+        return empty, [Problem(file, msg, None, "A")], stats
+    stats.header_line = h + 1
+    header = ["" if c is None else str(c).strip() for c in rows[h]]
+    problems: list[Problem] = []
+
+    if table == "employment":
+        for i in range(h):
+            for cell in rows[i]:
+                unit = title_unit(cell) if isinstance(cell, str) else None
+                if unit is not None and unit != "万人":
+                    problems.append(
+                        Problem(
+                            file,
+                            f"the table says its unit is {unit}; employment must be in 万人",
+                            i + 1,
+                        )
+                    )
+
+    # Columns -> variables.
+    found: dict[str, int] = {}
+    other_editions: dict[str, list[tuple[str, Alias]]] = defaultdict(list)
+    for j, text in enumerate(header[1:], start=1):
+        if not text:
+            continue
+        alias, elsewhere = aliases.match(table, edition, text)
+        if alias is None:
+            for a in elsewhere:
+                other_editions[a.variable].append((text, a))
+            stats.ignored_columns.append(_column(j, text))
+            continue
+        if alias.variable in found:
+            k = found[alias.variable]
+            problems.append(
+                Problem(
+                    file,
+                    f"two columns give {alias.variable}: {_column(k, header[k])} and this one",
+                    h + 1,
+                    _column(j, text),
+                )
+            )
+            continue
+        found[alias.variable] = j
+        required_unit = UNIT_SPELLINGS.get(squeeze(alias.unit), alias.unit)
+        for unit in header_units(text):
+            if unit != required_unit:
+                problems.append(
+                    Problem(
+                        file,
+                        f"the header says the unit is {unit}; {alias.variable} must be in {alias.unit}",
+                        h + 1,
+                        _column(j, text),
+                    )
+                )
+    for variable in REQUIRED_VARIABLES[table]:
+        if variable in found:
+            continue
+        accepted = " or ".join(repr(x) for x in aliases.accepted(table, variable, edition))
+        msg = f"no column for {variable}; accepted headers in edition {edition}: {accepted}"
+        for text, a in other_editions.get(variable, []):
+            msg += f" (column {text!r} is the header of {a.editions()}, not of {edition})"
+        msg += (
+            "; a bracketed unit, spaces and the separators 、 , ， are ignored; other spellings can be "
+            "added to resources/yearbook/header_aliases.csv"
+        )
+        problems.append(Problem(file, msg, h + 1, None))
+    variables = [v for v in aliases.variables(table) if v in found]
+    columns = {v: _column(found[v], header[found[v]]) for v in variables}
+    name_column = _column(0, header[0])
+
+    # Rows.
+    records: list[dict[str, object]] = []
+    empty_city_rows: list[dict[str, object]] = []
+    unknown: list[Problem] = []
+    for i in range(h + 1, len(rows)):
+        row = rows[i]
+        line = i + 1
+        if all(_is_blank(c) for c in row):
+            stats.skip("blank")
+            continue
+        stats.rows_read += 1
+        raw_name = "" if not row or row[0] is None else str(row[0]).strip()
+        name = squeeze(raw_name)
+        has_values = any(_has_value(c) for c in row[1:])
+        kind = _classify_name(name) if name else None
+        code = crosswalk.get(normalise_name(raw_name)) if name else None
+        if kind in ("note", "total") or (kind == "province" and code is None and not has_values):
+            stats.skip(kind)
+            continue
+        if code is None:
+            if not name:
+                if has_values:
+                    problems.append(
+                        Problem(file, "a row with values has no city name", line, name_column)
+                    )
+                else:
+                    stats.skip("label")
+                continue
+            if not has_values:
+                stats.skip("label")
+                stats.unmatched_labels.append((line, raw_name))
+                continue
+            if kind == "province":
+                msg = (
+                    f"{raw_name!r} is a province but its row holds values; province totals are not "
+                    "accepted: delete the row or its values"
+                )
+            else:
+                msg = (
+                    f"unknown city name {raw_name!r} (normalised {normalise_name(raw_name)!r}): not a city "
+                    "of the city master list; if it is a historical or variant name, add it to "
+                    "resources/cities/name_crosswalk.csv"
+                )
+            unknown.append(Problem(file, msg, line, name_column))
+            continue
+        record: dict[str, object] = {"city_code": code, "name": raw_name, "line": line}
+        for variable in variables:
+            j = found[variable]
+            cell = row[j] if j < len(row) else None
+            value = parse_number(cell)
+            if value is None:
+                problems.append(
+                    Problem(
+                        file,
+                        f"{cell!r} is not a number (missing values are written as empty, "
+                        "—, -, …, .. or NA)",
+                        line,
+                        columns[variable],
+                    )
+                )
+                value = math.nan
+            record[variable] = value
+        (records if has_values else empty_city_rows).append(record)
+    problems.extend(unknown)
+
+    # A city row without values is dropped when the city also has a row with values.
+    with_values = {r["city_code"] for r in records}
+    for record in empty_city_rows:
+        if record["city_code"] in with_values:
+            stats.skip("label")
+        else:
+            records.append(record)
+            with_values.add(record["city_code"])
+    records.sort(key=lambda r: r["line"])
+    lines_by_code: dict[object, list[dict[str, object]]] = defaultdict(list)
+    for r in records:
+        lines_by_code[r["city_code"]].append(r)
+    for code, group in lines_by_code.items():
+        if len(group) > 1:
+            where = ", ".join(f"line {r['line']} ({r['name']})" for r in group)
+            for r in group[1:]:
+                problems.append(
+                    Problem(
+                        file,
+                        f"city {code} appears more than once in this table: {where}",
+                        int(r["line"]),  # type: ignore[arg-type]
+                        name_column,
+                    )
+                )
+    df = pd.DataFrame.from_records(records, columns=["city_code", "name", "line", *variables])
+    df = df.astype({"line": "int64", **{v: "float64" for v in variables}})
+    units = {v: aliases.unit(table, v) for v in variables}
+    problems.extend(check_values(df, file, table, columns, units, stats.header_line))
+    stats.rows_kept = len(df)
+    if stats.unmatched_labels:
+        log.warning(
+            "%s: rows without values whose name matches no city were skipped: %s",
+            file,
+            ", ".join(f"line {ln} {nm!r}" for ln, nm in stats.unmatched_labels),
+        )
+    if stats.ignored_columns:
+        log.info("%s: columns matching no alias were ignored: %s", file, stats.ignored_columns)
+    return df, problems, stats
+
+
+# ---------------------------------------------------------------------------------------------------------
+# patents.csv
+# ---------------------------------------------------------------------------------------------------------
+
+PATENT_COLUMNS: tuple[str, ...] = ("city_code", "year", "digital_patents", "green_patents")
+
+
+@dataclass
+class PatentStats:
+    """What reading patents.csv did."""
+
+    file: str
+    read_as: str = ""
+    rows_read: int = 0
+    rows_kept: int = 0  # rows inside the window
+    outside_window: int = 0
+
+
+def read_patents(
+    path: str | Path, known_codes: Iterable[str], years: tuple[int, int]
+) -> tuple[pd.DataFrame, list[Problem], PatentStats]:
+    """Read patents.csv (UTF-8, BOM allowed): columns city_code, year, digital_patents, green_patents.
+
+    Problems: missing column, a city_code that is not 6 digits or not in the city master, a year that is not
+    an integer, a count that is not a non-negative integer (`3.0` is accepted; an empty cell or another
+    missing marker is a missing count, like an absent row), a duplicated city-year. Rows outside `years`
+    are dropped after validation and counted. Returns rows with city_code (str), year (int), the two
+    counts (float, NaN when missing).
+    """
+    file = str(path)
+    stats = PatentStats(file=file)
+    cols = list(PATENT_COLUMNS)
+    empty = pd.DataFrame(columns=cols)
+    try:
+        rows, stats.read_as = read_rows(path)
+    except UnreadableFile as exc:
+        return empty, [exc.problem], stats
+    if not rows:
+        return empty, [Problem(file, f"empty file; expected the header {','.join(cols)}", 1)], stats
+    header = [squeeze(str(c)).lower() for c in rows[0]]
+    missing = [c for c in cols if c not in header]
+    if missing:
+        return empty, [Problem(file, f"missing column(s) {', '.join(missing)}", 1)], stats
+    index = {c: header.index(c) for c in cols}
+    known = set(known_codes)
+    problems: list[Problem] = []
+    records = []
+    seen: dict[tuple[str, int], int] = {}
+    for i, row in enumerate(rows[1:], start=2):
+        if all(_is_blank(c) for c in row):
+            continue
+        stats.rows_read += 1
+        cell = {c: (row[j] if j < len(row) else "") for c, j in index.items()}
+        code = squeeze(str(cell["city_code"]))
+        ok = True
+        if not re.fullmatch(r"\d{6}", code):
+            problems.append(Problem(file, f"{code!r} is not a 6-digit city code", i, "city_code"))
+            ok = False
+        elif code not in known:
+            problems.append(Problem(file, f"unknown city_code {code}", i, "city_code"))
+            ok = False
+        year_value = parse_number(cell["year"])
+        if year_value is None or math.isnan(year_value) or not float(year_value).is_integer():
+            problems.append(Problem(file, f"{cell['year']!r} is not a year", i, "year"))
+            ok = False
+        counts = {}
+        for c in ("digital_patents", "green_patents"):
+            value = parse_number(cell[c])
+            if value is None or (not math.isnan(value) and not value.is_integer()):
+                problems.append(Problem(file, f"{cell[c]!r} is not an integer count", i, c))
+                ok = False
+            elif value < 0:
+                problems.append(Problem(file, f"negative count {value:g}", i, c))
+                ok = False
+            counts[c] = value
+        if not ok:
+            continue
+        year = int(year_value)  # type: ignore[arg-type]
+        if (code, year) in seen:
+            problems.append(
+                Problem(
+                    file,
+                    f"city {code} year {year} appears more than once: lines {seen[(code, year)]} and {i}",
+                    i,
+                    "city_code",
+                )
+            )
+            continue
+        seen[(code, year)] = i
+        if not years[0] <= year <= years[1]:
+            stats.outside_window += 1
+            continue
+        records.append({"city_code": code, "year": year, **counts})
+    df = pd.DataFrame.from_records(records, columns=cols)
+    df = df.astype({"year": "int64", "digital_patents": "float64", "green_patents": "float64"})
+    stats.rows_kept = len(df)
+    if stats.outside_window:
+        log.info("%s: %d rows outside %d-%d ignored", file, stats.outside_window, *years)
+    return df, problems, stats

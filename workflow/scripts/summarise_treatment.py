@@ -1,0 +1,18 @@
+"""Cities per pilot group and cohort (rule summarise_treatment)."""
+
+from dualpilot.runner import run
+
+
+def main(inputs, outputs, params):
+    import pandas as pd
+
+    from dualpilot import treatment
+
+    summary = treatment.treatment_summary(pd.read_parquet(inputs.panel))
+    summary.to_csv(outputs.csv, index=False)
+    with open(outputs.md, "w", encoding="utf-8") as fh:
+        fh.write(treatment.render_treatment_summary_markdown(summary))
+
+
+if __name__ == "__main__" or "snakemake" in globals():
+    run(main, globals())
