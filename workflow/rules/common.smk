@@ -1,5 +1,5 @@
 # Shared helpers: config validation, wildcard constraints, input functions.
-# Everything a rule needs from the config arrives in its script through `params:`.
+# Everything a job needs from the config arrives in its script through `params` (never via snakemake.config).
 
 import os
 from pathlib import Path
@@ -35,4 +35,6 @@ def raw_inputs(wildcards):
             f"config raw_dir={str(raw)!r} is not a directory. Point it at extracts laid out as "
             "docs/raw-data.md describes, e.g. `snakemake --config raw_dir=/path/to/extracts ...`."
         )
-    return sorted(str(p) for p in raw.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return sorted(
+        str(p) for p in raw.rglob("*") if p.is_file() and not p.name.startswith(".")
+    )

@@ -9,18 +9,20 @@ rule make_demo_extracts:
         name_crosswalk="resources/cities/name_crosswalk.csv",
         header_aliases="resources/yearbook/header_aliases.csv",
         low_carbon="resources/policy/low_carbon_pilots.csv",
+        usd_cny="resources/macro/usd_cny.csv",
     output:
         raw=directory(DEMO_RAW_DIR),
         truth="results/demo/truth.parquet",
-    params:
-        years=YEARS,
-        demo=config["demo"],
-        policy=config["policy"],
+        summary="results/demo/truth.json",
     log:
         "logs/make_demo_extracts.log",
     benchmark:
         "benchmarks/make_demo_extracts.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        years=YEARS,
+        demo=config["demo"],
+        policy=config["policy"],
     script:
         "../scripts/make_demo_extracts.py"

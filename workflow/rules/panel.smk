@@ -19,17 +19,17 @@ rule build_panel:
         manifest="results/panel/manifest.csv",
         sample="results/panel/sample.csv",
         industries="results/panel/industries_long.parquet",
-    params:
-        raw_dir=config["raw_dir"],
-        years=YEARS,
-        sample_rule=config["sample"]["rule"],
-        policy=config["policy"],
     log:
         "logs/build_panel.log",
     benchmark:
         "benchmarks/build_panel.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        raw_dir=config["raw_dir"],
+        years=YEARS,
+        sample_rule=config["sample"]["rule"],
+        policy=config["policy"],
     script:
         "../scripts/build_panel.py"
 
@@ -52,12 +52,12 @@ rule save_config:
     """Provenance: the configuration in effect, as merged from config.yaml, overlays and --config."""
     output:
         "results/config_used.yaml",
-    params:
-        config=config,
     log:
         "logs/save_config.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        config=config,
     script:
         "../scripts/save_config.py"
 
@@ -73,4 +73,3 @@ rule panel:
 localrules:
     panel,
     save_config,
-

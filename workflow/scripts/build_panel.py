@@ -19,7 +19,10 @@ def main(inputs, outputs, params):
     crosswalk = reference.load_name_crosswalk(inputs.name_crosswalk)
     years = tuple(params.years)
     lists = {}
-    for key, name in (("smart_city", "smart_city_pilots.csv"), ("low_carbon", "low_carbon_pilots.csv")):
+    for key, name in (
+        ("smart_city", "smart_city_pilots.csv"),
+        ("low_carbon", "low_carbon_pilots.csv"),
+    ):
         path, shipped = reference.choose_policy_file(params.raw_dir, name, inputs[key])
         log.info("%s pilot list: %s%s", key, path, " (shipped)" if shipped else " (from raw_dir)")
         lists[key] = reference.load_pilot_list(path, provinces=set(master["province"]))
@@ -40,16 +43,12 @@ def main(inputs, outputs, params):
         aliases=yearbook.load_aliases(inputs.header_aliases),
         usd_cny=reference.load_usd_cny(inputs.usd_cny),
     )
-    policy = params.policy
     coded = treatment.code_treatment(
         build.panel,
         lists["smart_city"],
         lists["low_carbon"],
         master,
-        sc_batch_years=dict(enumerate(policy["smart_city"]["batch_years"], start=1)),
-        lc_batch_years=dict(enumerate(policy["low_carbon"]["batch_years"], start=1)),
-        province_pilot_treats_cities=policy["province_pilot_treats_cities"],
-        subcity_pilot_treats_city=policy["subcity_pilot_treats_city"],
+        **treatment.rules_from_config(params.policy),
         last_year=years[1],
     )
     panel.write_panel(

@@ -319,3 +319,13 @@ def coverage_warning(coverage: pd.DataFrame) -> str | None:
         "are coded as never treated by the smart-city programme. Supply the official list as "
         "<raw_dir>/policy/smart_city_pilots.csv."
     )
+
+
+def rules_from_config(policy: Mapping) -> dict:
+    """The keyword arguments of `code_treatment` (less `last_year`) from the config's `policy:` block."""
+    return {
+        "sc_batch_years": dict(enumerate(policy["smart_city"]["batch_years"], start=1)),
+        "lc_batch_years": dict(enumerate(policy["low_carbon"]["batch_years"], start=1)),
+        "province_pilot_treats_cities": bool(policy["province_pilot_treats_cities"]),
+        "subcity_pilot_treats_city": bool(policy["subcity_pilot_treats_city"]),
+    }

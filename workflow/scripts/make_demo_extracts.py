@@ -1,0 +1,31 @@
+"""Write the demo yearbook extracts and the generator's truth (rule make_demo_extracts)."""
+
+from dualpilot.runner import run
+
+
+def main(inputs, outputs, params):
+    import pandas as pd
+
+    from dualpilot import demo, reference, treatment
+
+    settings = params.demo
+    smart_city = dict(settings["smart_city"])
+    smart_city["prefecture_pilots"] = dict(enumerate(smart_city["prefecture_pilots"], start=1))
+    truth = demo.generate_demo(
+        outputs.raw,
+        master=reference.load_city_master(inputs.city_master),
+        crosswalk=pd.read_csv(inputs.name_crosswalk, dtype={"city_code": str}),
+        aliases=pd.read_csv(inputs.header_aliases),
+        low_carbon=reference.load_pilot_list(inputs.low_carbon),
+        usd_cny=reference.load_usd_cny(inputs.usd_cny),
+        years=tuple(params.years),
+        seed=settings["seed"],
+        effects=settings["effects"],
+        policy=treatment.rules_from_config(params.policy),
+        smart_city=smart_city,
+    )
+    truth.write(outputs.truth, outputs.summary)
+
+
+if __name__ == "__main__" or "snakemake" in globals():
+    run(main, globals())
