@@ -1,0 +1,893 @@
+"""Publication tables rendered from tidy estimate files.
+
+Every analysis writes its estimates in one tidy format (results/estimates/<analysis>.csv), one row per
+(model, term), with the columns of `TIDY_COLUMNS`. This module turns such frames into a renderer-neutral
+`Table` and renders it as LaTeX (`to_latex`, the three-line table of Chinese economics journals: booktabs
+rules only, no vertical lines, compilable with XeLaTeX + xeCJK) or GitHub-flavoured Markdown
+(`to_markdown`). Nothing here estimates anything: the numbers are taken as they are in the tidy frame.
+
+Conventions (documented in docs/tables-and-figures.md):
+
+- Stars: a coefficient gets one star per threshold in `stars` that its p-value is strictly below, so
+  with the default (0.1, 0.05, 0.01) p = 0.05 gets one star and p = 0.0499 two (Stata esttab's rule).
+- Standard errors are shown in parentheses under their coefficient; the note says which kind they are,
+  read from the tidy `vcov` column (e.g. ``CRV1:city_code`` is "clustered by city").
+- Rows whose term starts with ``wald:`` or ``lincom:`` are tests: they go to a separate panel as
+  ``statistic [p-value]``, where the statistic is the row's `estimate` (the Wald statistic, or the value
+  of the linear combination) and the p-value its `p_value`.
+- Model-level rows come from the model-level columns: ``controls`` (empty, NaN, ``none`` or ``no`` means
+  no controls, anything else lists them), ``fixed_effects`` (terms joined by ``+``; interactions written
+  ``a^b``, ``a:b``, ``a#b`` or ``a*b``), ``n_obs``, ``r2_within`` and ``n_clusters``.
+- Labels come from resources/labels/terms.csv (`load_labels`); event-time terms (``rel_-3``,
+  ``rel_m3``, pyfixest's ``rel::-3``), duration bins (``dur_2``, ``dur_3_5``, ``dur_6plus``),
+  interactions (``a:b``) and tests are labelled generically. A term without any label is shown by its
+  name and a warning is logged.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from dualpilot.errors import Problem, raise_if
+
+log = logging.getLogger(__name__)
+
+Language = Literal["zh", "en"]
+LANGUAGES: tuple[str, ...] = ("zh", "en")
+
+TIDY_COLUMNS: tuple[str, ...] = (
+    "model",
+    "term",
+    "estimate",
+    "std_error",
+    "t_stat",
+    "p_value",
+    "conf_low",
+    "conf_high",
+    "n_obs",
+    "n_clusters",
+    "r2_within",
+    "fixed_effects",
+    "controls",
+    "sample",
+    "vcov",
+)
+#: Columns that describe a model rather than a term: equal on every regular row of one model.
+MODEL_COLUMNS: tuple[str, ...] = (
+    "n_obs",
+    "n_clusters",
+    "r2_within",
+    "fixed_effects",
+    "controls",
+    "sample",
+    "vcov",
+)
+SPECIAL_PREFIXES: tuple[str, ...] = ("wald:", "lincom:")
+LABEL_COLUMNS: tuple[str, ...] = ("term", "label_zh", "label_en")
+#: The shipped label file (a rule should still pass it as an input so edits trigger reruns).
+DEFAULT_LABELS_PATH = Path(__file__).resolve().parents[3] / "resources" / "labels" / "terms.csv"
+
+#: Event-time terms: rel_-3, rel_m3 (formula-safe minus), rel_3, and pyfixest's i() names rel::-3.
+EVENT_TERM_PATTERN = r"^rel(?:_|::)(m?-?\d+)$"
+_DUR_ONE = re.compile(r"^dur_(\d+)$")
+_DUR_RANGE = re.compile(r"^dur_(\d+)_(\d+)$")
+_DUR_OPEN = re.compile(r"^dur_(\d+)(?:plus|p|\+)$")
+_TOKEN = re.compile(r"[A-Za-z_][\w:^.]*|\d+(?:\.\d+)?|[=+\-*/(),]")
+_NO_CONTROLS = {"", "none", "no", "false", "0", "否", "nan"}
+_FE_SPLIT = re.compile(r"\s*\+\s*")
+_FE_INTERACTION = re.compile(r"\s*[\^:#*×]\s*")
+_CLUSTER = re.compile(r"^(?:crv1|crv3|cluster|clustered|cl)\s*[:=(\s]\s*([^)]*?)\)?$", re.I)
+_HETERO = {"hetero", "hc0", "hc1", "hc2", "hc3", "robust", "heteroskedastic"}
+_IID = {"iid", "standard", "ols", "conventional"}
+
+_TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "controls": "控制变量",
+        "yes": "是",
+        "no": "否",
+        "n_obs": "观测值",
+        "r2_within": "组内R²",
+        "n_clusters": "聚类数",
+        "tests": "检验（统计量 [p 值]）",
+        "wald": "Wald 检验：",
+        "lincom": "线性组合：",
+        "variable": "变量",
+        "symbol": "变量名",
+        "n": "观测值",
+        "mean": "均值",
+        "sd": "标准差",
+        "min": "最小值",
+        "max": "最大值",
+        "note_prefix": "注：",
+        "se_cluster": "括号内为聚类到{var}层面的稳健标准误",
+        "se_hetero": "括号内为异方差稳健标准误",
+        "se_iid": "括号内为标准误",
+        "se_other": "括号内为标准误（{raw}）",
+        "se_mixed": "括号内为标准误，{parts}",
+        "se_part": "第 {models} 列为{desc}",
+        "cluster_and": "和",
+        "stars": "{stars} 分别表示在 {levels} 的水平上显著",
+        "tests_note": "检验栏报告统计量，方括号内为 p 值",
+        "sentence_sep": "；",
+        "end": "。",
+        "list_sep": "、",
+        "event": "相对时间 {k}",
+        "dur_one": "政策持续期 {a}",
+        "dur_range": "政策持续期 {a}–{b}",
+        "dur_open": "政策持续期 ≥{a}",
+        "fe_generic": "{parts}固定效应",
+    },
+    "en": {
+        "controls": "Controls",
+        "yes": "Yes",
+        "no": "No",
+        "n_obs": "Observations",
+        "r2_within": "Within R²",
+        "n_clusters": "Clusters",
+        "tests": "Tests (statistic [p-value])",
+        "wald": "Wald test: ",
+        "lincom": "Linear combination: ",
+        "variable": "Variable",
+        "symbol": "Symbol",
+        "n": "N",
+        "mean": "Mean",
+        "sd": "SD",
+        "min": "Min",
+        "max": "Max",
+        "note_prefix": "Notes: ",
+        "se_cluster": "Standard errors clustered by {var} in parentheses",
+        "se_hetero": "Heteroskedasticity-robust standard errors in parentheses",
+        "se_iid": "Standard errors in parentheses",
+        "se_other": "Standard errors ({raw}) in parentheses",
+        "se_mixed": "Standard errors in parentheses: {parts}",
+        "se_part": "column(s) {models}: {desc}",
+        "cluster_and": " and ",
+        "stars": "{stars} denote significance at {levels}",
+        "tests_note": "Tests report the statistic with its p-value in brackets",
+        "sentence_sep": ". ",
+        "end": ".",
+        "list_sep": ", ",
+        "event": "Relative year {k}",
+        "dur_one": "Duration {a}",
+        "dur_range": "Duration {a}–{b}",
+        "dur_open": "Duration ≥{a}",
+        "fe_generic": "{parts} FE",
+    },
+}
+#: Short standard-error descriptions used when the models of one table differ.
+_SE_SHORT: dict[str, dict[str, str]] = {
+    "zh": {"cluster": "聚类到{var}层面", "hetero": "异方差稳健", "iid": "普通", "other": "{raw}"},
+    "en": {
+        "cluster": "clustered by {var}",
+        "hetero": "robust",
+        "iid": "conventional",
+        "other": "{raw}",
+    },
+}
+
+
+def check_language(language: str) -> Language:
+    """Return `language` if it is 'zh' or 'en', else raise ValueError."""
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
+    return language  # type: ignore[return-value]
+
+
+def text(key: str, language: str) -> str:
+    """A fixed piece of table or figure text (row names, notes) in `language`."""
+    return _TEXT[check_language(language)][key]
+
+
+def parse_event_time(token: str) -> int:
+    """The integer event time written in a term: '-3', 'm3' (minus 3) or '3'."""
+    token = token.strip()
+    if token.startswith("m"):
+        return -int(token[1:])
+    return int(token)
+
+
+# --------------------------------------------------------------------------------------------------
+# Labels
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Display labels of terms and variables in Chinese and English.
+
+    `entries` maps a term (as written in tidy files and the panel) to its (zh, en) labels. Calling
+    `get` also labels terms that follow a pattern (event time, duration bins, interactions, tests,
+    fixed effects); see the module docstring.
+    """
+
+    entries: Mapping[str, tuple[str, str]]
+    source: str = "<memory>"
+
+    def get(self, term: str, language: str) -> str:
+        """The label of `term` in `language`; the term itself, with a logged warning, if none fits."""
+        lang = check_language(language)
+        found = self._find(term, lang)
+        if found is None:
+            log.warning("no label for %r in %s; showing the name itself", term, self.source)
+            return term
+        return found
+
+    def has(self, term: str) -> bool:
+        """Whether `term` has a label, exact or by pattern."""
+        return self._find(term, "en") is not None
+
+    def _exact(self, term: str, lang: Language) -> str | None:
+        pair = self.entries.get(term)
+        if pair is None:
+            return None
+        return pair[0] if lang == "zh" else pair[1]
+
+    def _find(self, term: str, lang: Language) -> str | None:
+        exact = self._exact(term, lang)
+        if exact is not None:
+            return exact
+        for prefix in SPECIAL_PREFIXES:
+            if term.startswith(prefix):
+                kind = prefix[:-1]
+                return text(kind, lang) + self._expression(term[len(prefix) :], lang)
+        if term.startswith("fe:"):
+            parts = [p for p in _FE_INTERACTION.split(term[3:]) if p]
+            names = [self._find(p, lang) for p in parts]
+            if any(n is None for n in names):
+                return None
+            return text("fe_generic", lang).format(parts="×".join(n for n in names if n))
+        if term.startswith("cluster:"):
+            return self._find(term[len("cluster:") :], lang)
+        match = re.match(EVENT_TERM_PATTERN, term)
+        if match:
+            return text("event", lang).format(k=parse_event_time(match.group(1)))
+        if m := _DUR_ONE.match(term):
+            return text("dur_one", lang).format(a=m.group(1))
+        if m := _DUR_RANGE.match(term):
+            return text("dur_range", lang).format(a=m.group(1), b=m.group(2))
+        if m := _DUR_OPEN.match(term):
+            return text("dur_open", lang).format(a=m.group(1))
+        if ":" in term and "::" not in term:
+            names = [self._find(p, lang) for p in term.split(":")]
+            if all(n is not None for n in names):
+                return " × ".join(n for n in names if n)
+        return None
+
+    def _expression(self, expr: str, lang: Language) -> str:
+        """Label the identifiers of a test expression such as 'dual_post=sc_post'."""
+        out: list[str] = []
+        previous: str | None = None
+        for token in _TOKEN.findall(expr):
+            if token in {"=", "+"}:
+                out.append(f" {token} ")
+            elif token == "-":
+                unary = previous is None or previous in {"=", "+", "-", "*", "/", "(", ","}
+                out.append("-" if unary else " - ")
+            elif token == "*":
+                out.append("×")
+            elif token == ",":
+                out.append("; ")
+            elif re.match(r"[A-Za-z_]", token):
+                out.append(self.get(token, lang))
+            else:
+                out.append(token)
+            previous = token
+        return "".join(out)
+
+
+def load_labels(path: str | Path = DEFAULT_LABELS_PATH) -> Labels:
+    """Read a label file (UTF-8 CSV with columns term, label_zh, label_en).
+
+    Raises `InputError` naming the file, line and column of every problem: a missing column, an empty
+    cell, or a term listed twice.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise_if([Problem(str(path), "label file not found")], "cannot read labels")
+    problems: list[Problem] = []
+    entries: dict[str, tuple[str, str]] = {}
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        missing = [c for c in LABEL_COLUMNS if c not in header]
+        if missing:
+            raise_if(
+                [Problem(str(path), f"missing column(s) {missing}; found {header}", line=1)],
+                "invalid label file",
+            )
+        for line, row in enumerate(reader, start=2):
+            values = {c: (row.get(c) or "").strip() for c in LABEL_COLUMNS}
+            for col, value in values.items():
+                if not value:
+                    problems.append(Problem(str(path), "empty cell", line=line, column=col))
+            term = values["term"]
+            if term in entries:
+                problems.append(Problem(str(path), f"term {term!r} listed twice", line, "term"))
+            elif term:
+                entries[term] = (values["label_zh"], values["label_en"])
+    raise_if(problems, "invalid label file")
+    return Labels(entries=entries, source=str(path))
+
+
+def resolve_labels(labels: Labels | Mapping[str, tuple[str, str]] | None) -> Labels:
+    """`labels` as a `Labels` object: None loads the shipped file, a mapping is wrapped."""
+    if labels is None:
+        return load_labels()
+    if isinstance(labels, Labels):
+        return labels
+    return Labels(entries=dict(labels))
+
+
+# --------------------------------------------------------------------------------------------------
+# The renderer-neutral table
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: plain Unicode cells (renderers escape them), stub cells first."""
+
+    cells: tuple[str, ...]
+    kind: str = "data"  # coef | se | test | spec | extra | stat | data
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A block of rows, separated from the next block by a rule; `title` spans the whole row."""
+
+    rows: tuple[Row, ...]
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A formatted table, independent of the output format.
+
+    `header` has one cell per column; the first `n_stub` columns are row labels (left-aligned), the
+    others hold numbers (centred). `notes` are sentences printed under the table after the language's
+    note prefix ("注：" or "Notes: ").
+    """
+
+    header: tuple[str, ...]
+    panels: tuple[Panel, ...]
+    language: Language
+    n_stub: int = 1
+    title: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        width = len(self.header)
+        for panel in self.panels:
+            for row in panel.rows:
+                if len(row.cells) != width:
+                    raise ValueError(
+                        f"row {row.cells!r} has {len(row.cells)} cells; the header has {width}"
+                    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Formatting helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def format_number(value: float, digits: int) -> str:
+    """`value` with `digits` decimals ('' for NaN), never showing '-0.000'."""
+    if pd.isna(value):
+        return ""
+    out = f"{float(value):.{digits}f}"
+    if re.fullmatch(r"-0\.?0*", out):
+        out = out[1:]
+    return out
+
+
+def format_count(value: float) -> str:
+    """An integer count with thousands separators ('' for NaN)."""
+    if pd.isna(value):
+        return ""
+    if float(value) != round(float(value)):
+        raise ValueError(f"expected a whole number of observations or clusters, got {value!r}")
+    return f"{round(float(value)):,}"
+
+
+def check_stars(stars: Sequence[float]) -> tuple[float, ...]:
+    """Validate significance thresholds and return them sorted from largest to smallest."""
+    values = tuple(sorted((float(s) for s in stars), reverse=True))
+    if not values:
+        raise ValueError("stars must hold at least one threshold")
+    if any(not 0 < s < 1 for s in values):
+        raise ValueError(f"star thresholds must lie strictly between 0 and 1, got {stars!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"star thresholds must differ, got {stars!r}")
+    return values
+
+
+def significance_stars(p_value: float, stars: Sequence[float] = (0.1, 0.05, 0.01)) -> str:
+    """One '*' per threshold that `p_value` is strictly below ('' for NaN or p >= every threshold)."""
+    thresholds = check_stars(stars)
+    if pd.isna(p_value):
+        return ""
+    if not 0 <= float(p_value) <= 1:
+        raise ValueError(f"p-value outside [0, 1]: {p_value!r}")
+    return "*" * sum(float(p_value) < t for t in thresholds)
+
+
+def _percent(threshold: float) -> str:
+    return f"{threshold * 100:g}%"
+
+
+def _star_sentence(stars: tuple[float, ...], language: Language) -> str:
+    ordered = sorted(stars)  # smallest threshold = most stars first
+    n = len(ordered)
+    if language == "en":
+        parts = [f"{'*' * (n - i)} p<{t:g}" for i, t in enumerate(ordered)]
+        return ", ".join(parts)
+    symbols = text("list_sep", language).join("*" * (n - i) for i in range(n))
+    levels = text("list_sep", language).join(_percent(t) for t in ordered)
+    return text("stars", language).format(stars=symbols, levels=levels)
+
+
+def _tokens(value: object) -> list[str]:
+    """Split a '+'-joined specification cell into its parts ([] for empty, NaN or 'none')."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return []
+    text_value = str(value).strip()
+    if text_value.lower() in _NO_CONTROLS:
+        return []
+    return [t for t in _FE_SPLIT.split(text_value) if t]
+
+
+def _fe_key(token: str) -> str:
+    return "^".join(p for p in _FE_INTERACTION.split(token.strip()) if p)
+
+
+def _se_kind(vcov: object) -> tuple[str, str]:
+    """Classify a tidy `vcov` cell: ('cluster', vars), ('hetero', ''), ('iid', '') or ('other', raw)."""
+    if vcov is None or (not isinstance(vcov, str) and pd.isna(vcov)):
+        raise ValueError("the vcov column is empty: the note on standard errors needs it")
+    raw = str(vcov).strip()
+    if m := _CLUSTER.match(raw):
+        return "cluster", m.group(1).strip()
+    if raw.lower() in _HETERO:
+        return "hetero", ""
+    if raw.lower() in _IID:
+        return "iid", ""
+    return "other", raw
+
+
+def _cluster_label(variables: str, labels: Labels, language: Language) -> str:
+    parts = [p for p in re.split(r"\s*[+,]\s*|\s+", variables) if p]
+    if not parts:
+        raise ValueError("a clustered vcov must name its cluster variable, e.g. 'CRV1:city_code'")
+    return text("cluster_and", language).join(labels.get(f"cluster:{p}", language) for p in parts)
+
+
+def _se_sentence(vcovs: Mapping[str, object], labels: Labels, language: Language) -> str:
+    described: dict[str, list[str]] = {}
+    for model, vcov in vcovs.items():
+        kind, detail = _se_kind(vcov)
+        var = _cluster_label(detail, labels, language) if kind == "cluster" else ""
+        described.setdefault(f"{kind}\x00{var}\x00{detail}", []).append(model)
+    if len(described) == 1:
+        kind, var, detail = next(iter(described)).split("\x00")
+        return text(f"se_{kind}", language).format(var=var, raw=detail)
+    parts = []
+    for key, models in described.items():
+        kind, var, detail = key.split("\x00")
+        desc = _SE_SHORT[language][kind].format(var=var, raw=detail)
+        parts.append(text("se_part", language).format(models=" ".join(models), desc=desc))
+    sep = "；" if language == "zh" else "; "
+    return text("se_mixed", language).format(parts=sep.join(parts))
+
+
+def _join_sentences(sentences: Iterable[str], language: Language) -> str:
+    items = [s for s in sentences if s]
+    if not items:
+        return ""
+    return text("sentence_sep", language).join(items) + text("end", language)
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    """Raise ValueError naming every column of `columns` that `frame` lacks."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(frame.columns)}")
+
+
+def validate_tidy(tidy: pd.DataFrame, columns: Iterable[str] = TIDY_COLUMNS) -> None:
+    """Raise ValueError if `tidy` lacks a column or repeats a (model, term) pair."""
+    require_columns(tidy, columns, "the tidy estimate frame")
+    dup = tidy.duplicated(["model", "term"], keep=False)
+    if dup.any():
+        pairs = tidy.loc[dup, ["model", "term"]].drop_duplicates().to_numpy().tolist()
+        raise ValueError(f"(model, term) pairs repeated in the tidy frame: {pairs}")
+
+
+def is_special(term: str) -> bool:
+    """Whether `term` is a test row ('wald:...' or 'lincom:...')."""
+    return term.startswith(SPECIAL_PREFIXES)
+
+
+def _model_info(tidy: pd.DataFrame, model: str) -> pd.Series:
+    """The model-level columns of `model`, checked to agree across its regular rows."""
+    rows = tidy[tidy["model"] == model]
+    regular = rows[~rows["term"].map(is_special)]
+    source = regular if len(regular) else rows
+    for col in MODEL_COLUMNS:
+        if source[col].nunique(dropna=False) > 1:
+            values = source[col].drop_duplicates().tolist()
+            raise ValueError(f"model {model!r} has differing values of {col!r}: {values}")
+    return source.iloc[0][list(MODEL_COLUMNS)]
+
+
+def _ordered_unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+# --------------------------------------------------------------------------------------------------
+# Regression table
+# --------------------------------------------------------------------------------------------------
+
+
+def _coefficient_rows(
+    cell: pd.DataFrame,
+    term: str,
+    label: str,
+    cols: Sequence[str],
+    digits: int,
+    thresholds: tuple[float, ...],
+) -> list[Row]:
+    """The coefficient row (with stars) and the standard-error row (in parentheses) of `term`."""
+    coefs, ses = [], []
+    for m in cols:
+        if (term, m) not in cell.index:
+            coefs.append("")
+            ses.append("")
+            continue
+        est, se, p = (cell.loc[(term, m), c] for c in ("estimate", "std_error", "p_value"))
+        if pd.isna(est):
+            raise ValueError(f"term {term!r} of model {m!r} has no estimate")
+        coefs.append(format_number(est, digits) + significance_stars(p, thresholds))
+        ses.append(f"({format_number(se, digits)})" if not pd.isna(se) else "")
+    return [Row((label, *coefs), kind="coef"), Row(("", *ses), kind="se")]
+
+
+def _test_row(cell: pd.DataFrame, term: str, label: str, cols: Sequence[str], digits: int) -> Row:
+    """A test row: 'statistic [p-value]' per model (blank where the model has no such test)."""
+    values = []
+    for m in cols:
+        if (term, m) not in cell.index:
+            values.append("")
+            continue
+        stat, p = cell.loc[(term, m), "estimate"], cell.loc[(term, m), "p_value"]
+        if pd.isna(stat) or pd.isna(p):
+            raise ValueError(f"test row {term!r} of model {m!r} lacks estimate or p_value")
+        values.append(f"{format_number(stat, digits)} [{format_number(p, digits)}]")
+    return Row((label, *values), kind="test")
+
+
+def _specification_rows(
+    info: Mapping[str, pd.Series], cols: Sequence[str], labels: Labels, language: Language
+) -> list[Row]:
+    """The controls row and one yes/no row per fixed-effect label, in order of first appearance."""
+    yes, no = text("yes", language), text("no", language)
+    has_controls = [yes if _tokens(info[m]["controls"]) else no for m in cols]
+    rows = [Row((text("controls", language), *has_controls), kind="spec")]
+    fe_keys = {m: [_fe_key(t) for t in _tokens(info[m]["fixed_effects"])] for m in cols}
+    fe_rows: dict[str, list[str]] = {}
+    for key in _ordered_unique(k for m in cols for k in fe_keys[m]):
+        marks = fe_rows.setdefault(labels.get(f"fe:{key}", language), [no] * len(cols))
+        for j, m in enumerate(cols):
+            if key in fe_keys[m]:
+                marks[j] = yes
+    return rows + [Row((name, *marks), kind="spec") for name, marks in fe_rows.items()]
+
+
+def _statistic_rows(
+    info: Mapping[str, pd.Series], cols: Sequence[str], language: Language, digits: int
+) -> list[Row]:
+    """N, within R² and number of clusters; a statistic no model reports is left out."""
+    formats = {
+        "n_obs": format_count,
+        "r2_within": lambda v: format_number(v, digits),
+        "n_clusters": format_count,
+    }
+    rows = []
+    for col, fmt in formats.items():
+        values = [info[m][col] for m in cols]
+        if all(pd.isna(v) for v in values):
+            log.info("no model reports %s; the row is left out", col)
+            continue
+        rows.append(Row((text(col, language), *(fmt(v) for v in values)), kind="stat"))
+    return rows
+
+
+def regression_table(
+    tidy: pd.DataFrame,
+    *,
+    terms: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+    language: Language = "zh",
+    title: str | None = None,
+    note: str | None = None,
+    stars: Sequence[float] = (0.1, 0.05, 0.01),
+    digits: int = 3,
+    extra_rows: Mapping[str, Sequence[str]] | None = None,
+    labels: Labels | Mapping[str, tuple[str, str]] | None = None,
+) -> Table:
+    """Build a regression table (one column per model) from a tidy estimate frame.
+
+    `terms` selects and orders the rows (regular terms go to the coefficient panel, ``wald:`` and
+    ``lincom:`` terms to the test panel); by default every term in order of first appearance. `models`
+    selects and orders the columns, which are headed by the tidy `model` values. A term a model lacks
+    is left blank. `extra_rows` maps a row label to one cell per model (e.g. the dependent variable);
+    those rows follow the fixed-effect rows. `labels` defaults to resources/labels/terms.csv.
+    Raises ValueError on a malformed frame, an unknown term or model, or inconsistent model rows.
+    """
+    lang = check_language(language)
+    thresholds = check_stars(stars)
+    if digits < 0:
+        raise ValueError(f"digits must be >= 0, got {digits}")
+    validate_tidy(tidy)
+    lab = resolve_labels(labels)
+    tidy = tidy.copy()
+    tidy["model"] = tidy["model"].astype(str)
+    tidy["term"] = tidy["term"].astype(str)
+
+    all_models = _ordered_unique(tidy["model"])
+    cols = list(models) if models is not None else all_models
+    unknown = [m for m in cols if m not in all_models]
+    if unknown:
+        raise ValueError(f"model(s) {unknown} not in the tidy frame; it has {all_models}")
+    if not cols:
+        raise ValueError("no model to tabulate")
+    data = tidy[tidy["model"].isin(cols)]
+    present = _ordered_unique(data["term"])
+    rows_terms = list(terms) if terms is not None else present
+    absent = [t for t in rows_terms if t not in present]
+    if absent:
+        raise ValueError(f"term(s) {absent} are in none of the models {cols}")
+    cell = data.set_index(["term", "model"])
+    info = {m: _model_info(data, m) for m in cols}
+
+    coef_rows: list[Row] = []
+    test_rows: list[Row] = []
+    for term in rows_terms:
+        label = lab.get(term, lang)
+        if is_special(term):
+            test_rows.append(_test_row(cell, term, label, cols, digits))
+        else:
+            coef_rows += _coefficient_rows(cell, term, label, cols, digits, thresholds)
+    bottom = _specification_rows(info, cols, lab, lang)
+    for name, values in (extra_rows or {}).items():
+        if len(values) != len(cols):
+            raise ValueError(f"extra row {name!r} has {len(values)} cells for {len(cols)} models")
+        bottom.append(Row((name, *map(str, values)), kind="extra"))
+    bottom += _statistic_rows(info, cols, lang, digits)
+
+    panels = [Panel(tuple(coef_rows))] if coef_rows else []
+    if test_rows:
+        panels.append(Panel(tuple(test_rows), title=text("tests", lang)))
+    panels.append(Panel(tuple(bottom)))
+
+    sentences = [_se_sentence({m: info[m]["vcov"] for m in cols}, lab, lang)]
+    sentences.append(_star_sentence(thresholds, lang))
+    if test_rows:
+        sentences.append(text("tests_note", lang))
+    notes = [_join_sentences(sentences, lang)]
+    if note:
+        notes.append(note)
+    return Table(
+        header=("", *cols),
+        panels=tuple(panels),
+        language=lang,
+        n_stub=1,
+        title=title,
+        notes=tuple(notes),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Descriptive statistics
+# --------------------------------------------------------------------------------------------------
+
+STATS_COLUMNS: tuple[str, ...] = ("variable", "n", "mean", "sd", "min", "max")
+
+
+def summary_stats(
+    panel: pd.DataFrame, variables: Sequence[str], *, by: str | None = None
+) -> pd.DataFrame:
+    """N, mean, standard deviation (n - 1 denominator, as Stata's summarize), min and max.
+
+    Missing values are left out variable by variable. With `by`, one block per value of that column
+    (in order of first appearance), in a leading 'group' column. Raises ValueError for an unknown or
+    non-numeric variable.
+    """
+    require_columns(panel, [*variables, *([by] if by else [])], "the panel")
+    for var in variables:
+        if not pd.api.types.is_numeric_dtype(panel[var]):
+            raise ValueError(f"variable {var!r} is not numeric (dtype {panel[var].dtype})")
+    groups = [(None, panel)] if by is None else list(panel.groupby(by, sort=False, dropna=False))
+    records = []
+    for key, frame in groups:
+        for var in variables:
+            x = frame[var].dropna().to_numpy(dtype=float)
+            rec = {
+                "variable": var,
+                "n": len(x),
+                "mean": x.mean() if len(x) else np.nan,
+                "sd": x.std(ddof=1) if len(x) > 1 else np.nan,
+                "min": x.min() if len(x) else np.nan,
+                "max": x.max() if len(x) else np.nan,
+            }
+            if by is not None:
+                rec = {"group": str(key), **rec}
+            records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def descriptive_table(
+    stats: pd.DataFrame,
+    labels: Labels | Mapping[str, tuple[str, str]] | None = None,
+    language: Language = "zh",
+    *,
+    title: str | None = None,
+    note: str | None = None,
+    digits: int = 3,
+    show_names: bool = True,
+) -> Table:
+    """A descriptive-statistics table from `summary_stats` output (or any frame with its columns).
+
+    One row per variable with N, mean, SD, min and max; with a 'group' column, one panel per group
+    (titled by the group's label). `show_names` adds a column with the variable names next to their
+    labels, as Chinese journals print them.
+    """
+    lang = check_language(language)
+    require_columns(stats, STATS_COLUMNS, "the statistics frame")
+    lab = resolve_labels(labels)
+    grouped = "group" in stats.columns
+    keys = ["group", "variable"] if grouped else ["variable"]
+    if stats.duplicated(keys).any():
+        raise ValueError(f"the statistics frame repeats {keys} combinations")
+    stub = (
+        (text("variable", lang), text("symbol", lang)) if show_names else (text("variable", lang),)
+    )
+    header = (*stub, *(text(c, lang) for c in ("n", "mean", "sd", "min", "max")))
+    blocks = _ordered_unique(stats["group"].astype(str)) if grouped else [None]
+    panels = []
+    for block in blocks:
+        frame = stats if block is None else stats[stats["group"].astype(str) == block]
+        rows = []
+        for rec in frame.itertuples(index=False):
+            name = str(rec.variable)
+            first = (lab.get(name, lang), name) if show_names else (lab.get(name, lang),)
+            numbers = [format_number(getattr(rec, c), digits) for c in ("mean", "sd", "min", "max")]
+            rows.append(Row((*first, format_count(rec.n), *numbers)))
+        panel_title = None if block is None else lab.get(block, lang)
+        panels.append(Panel(tuple(rows), title=panel_title))
+    return Table(
+        header=header,
+        panels=tuple(panels),
+        language=lang,
+        n_stub=len(stub),
+        title=title,
+        notes=(note,) if note else (),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Renderers
+# --------------------------------------------------------------------------------------------------
+
+_LATEX_ESCAPES: dict[str, str] = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "²": r"\textsuperscript{2}",
+    "×": r"$\times$",
+    "−": r"$-$",
+    "–": "--",
+    "≥": r"$\geq$",
+    "≤": r"$\leq$",
+}
+_MARKDOWN_SPECIAL = set("\\`*_|<>[]")
+
+
+def latex_escape(value: str) -> str:
+    """Escape LaTeX special characters (and map ², ×, −, –, ≥, ≤ to portable commands)."""
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in value)
+
+
+def markdown_escape(value: str) -> str:
+    """Backslash-escape the characters that GitHub Markdown would read as markup in a table cell."""
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in value)
+
+
+def _notes_text(table: Table) -> str:
+    return ("" if table.language == "zh" else " ").join(table.notes)
+
+
+def to_latex(
+    table: Table,
+    *,
+    label: str | None = None,
+    float_env: bool = True,
+    position: str = "htbp",
+) -> str:
+    """Render `table` as a booktabs three-line table (no vertical lines, no \\hline).
+
+    Needs ``\\usepackage{booktabs}``; Chinese text needs XeLaTeX with ``\\usepackage{xeCJK}`` (see
+    docs/tables-and-figures.md for a minimal preamble). With `float_env` the tabular is wrapped in a
+    ``table`` float with the title as caption and `label` as ``\\label``; otherwise only the tabular
+    and its notes are returned, for ``\\input`` inside the user's own float.
+    """
+    width = len(table.header)
+    spec = "l" * table.n_stub + "c" * (width - table.n_stub)
+    out: list[str] = []
+    if float_env:
+        out += [f"\\begin{{table}}[{position}]", "\\centering"]
+        if table.title:
+            out.append(f"\\caption{{{latex_escape(table.title)}}}")
+        if label:
+            out.append(f"\\label{{{label}}}")
+    out += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
+    out.append(" & ".join(latex_escape(h) for h in table.header) + " \\\\")
+    for panel in table.panels:
+        out.append("\\midrule")
+        if panel.title:
+            out.append(f"\\multicolumn{{{width}}}{{l}}{{{latex_escape(panel.title)}}} \\\\")
+        for row in panel.rows:
+            line = " & ".join(latex_escape(c) for c in row.cells) + " \\\\"
+            # \\ and \midrule would read a leading "[" as their optional argument
+            out.append("{}" + line if line.startswith("[") else line)
+    out += ["\\bottomrule", "\\end{tabular}"]
+    if table.notes:
+        prefix = latex_escape(text("note_prefix", table.language))
+        out += [
+            "\\par\\smallskip",
+            "\\begin{minipage}{\\linewidth}\\footnotesize",
+            prefix + latex_escape(_notes_text(table)),
+            "\\end{minipage}",
+        ]
+    if float_env:
+        out.append("\\end{table}")
+    return "\n".join(out) + "\n"
+
+
+def to_markdown(table: Table) -> str:
+    """Render `table` as a GitHub-flavoured Markdown table (title in bold above, notes below)."""
+    width = len(table.header)
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    out: list[str] = []
+    if table.title:
+        out += [f"**{markdown_escape(table.title)}**", ""]
+    out.append(line([markdown_escape(h) for h in table.header]))
+    out.append(line([":--"] * table.n_stub + [":-:"] * (width - table.n_stub)))
+    for panel in table.panels:
+        if panel.title:
+            out.append(line([f"**{markdown_escape(panel.title)}**", *[""] * (width - 1)]))
+        out += [line([markdown_escape(c) for c in row.cells]) for row in panel.rows]
+    if table.notes:
+        out += ["", markdown_escape(text("note_prefix", table.language) + _notes_text(table))]
+    return "\n".join(out) + "\n"
