@@ -50,3 +50,8 @@ def raise_if(problems: list[Problem], headline: str) -> None:
     """Raise one InputError carrying all `problems`, if there are any."""
     if problems:
         raise InputError(problems, headline)
+
+
+class SpecificationError(ValueError):
+    """An analysis that cannot run as configured (e.g. a collinear regressor, a control that is not in the
+    panel); the message says why and which setting to change. Scripts report it without a traceback."""

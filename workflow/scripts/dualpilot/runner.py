@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from dualpilot.errors import InputError
+from dualpilot.errors import InputError, SpecificationError
 
 log = logging.getLogger("dualpilot")
 
@@ -118,4 +118,8 @@ def run(main: Callable[[Any, Any, Any], None], namespace: dict[str, Any]) -> Non
     except InputError as err:
         log.error("%s", err.render())
         print(f"\nERROR: {err.render()}\n", file=sys.stderr)
+        sys.exit(1)
+    except SpecificationError as err:
+        log.error("%s", err)
+        print(f"\nERROR: {err}\n", file=sys.stderr)
         sys.exit(1)
