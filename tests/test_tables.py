@@ -1,7 +1,7 @@
 """Tests of dualpilot.tables: regression and descriptive tables, LaTeX and Markdown renderers, labels.
 
 Numbers in the tables are taken from tidy frames, so the checks are on structure and formatting; the
-one computation here, `summary_stats`, is checked against pandas' `describe`, and a table built from a
+one computation used here, `analyses.descriptives`, is checked against pandas' `describe`, and a table built from a
 pyfixest TWFE fit is checked against the fit's own numbers.
 """
 
@@ -18,6 +18,7 @@ import pandas as pd
 import pyfixest as pf
 import pytest
 
+from dualpilot.analyses import descriptives
 from dualpilot.errors import InputError
 from dualpilot.tables import (
     DEFAULT_LABELS_PATH,
@@ -29,7 +30,6 @@ from dualpilot.tables import (
     markdown_escape,
     regression_table,
     significance_stars,
-    summary_stats,
     to_latex,
     to_markdown,
 )
@@ -489,24 +489,24 @@ def test_table_from_a_pyfixest_twfe_fit(panel: pd.DataFrame) -> None:
     assert rows["City FE"] == rows["Year FE"] == ["Yes", "Yes"]
 
 
-def test_summary_stats_match_pandas_describe(panel: pd.DataFrame) -> None:
+def test_descriptives_match_pandas_describe(panel: pd.DataFrame) -> None:
     data = panel.copy()
     data.loc[data.index[::7], "gov"] = np.nan  # missing values are dropped per variable
     variables = ["lq", "gov", "ln_gdp_pc"]
-    stats = summary_stats(data, variables, by="group")
+    stats = descriptives(data, variables, by="group", group_order=sorted(data["group"].unique()))
     for group, frame in data.groupby("group", sort=False):
         expected = frame[variables].describe().T
         got = stats[stats["group"] == group].set_index("variable")
         np.testing.assert_array_equal(got["n"], expected["count"])
         for mine, theirs in [("mean", "mean"), ("sd", "std"), ("min", "min"), ("max", "max")]:
             np.testing.assert_allclose(got[mine], expected[theirs], rtol=1e-12, atol=0)
-    assert list(stats["group"].unique()) == list(data["group"].unique())
-    with pytest.raises(ValueError, match="not numeric"):
-        summary_stats(data, ["city_name"])
+    assert list(stats["group"].unique()) == ["all", *sorted(data["group"].unique())]
+    with pytest.raises(ValueError, match="numeric"):
+        descriptives(data, ["city_name"])
 
 
 def test_descriptive_table_structure(panel: pd.DataFrame) -> None:
-    stats = summary_stats(panel, ["lq", "gov"])
+    stats = descriptives(panel, ["lq", "gov"], by=None)
     table = descriptive_table(stats, load_labels(), "zh", title="描述性统计")
     assert table.header == ("变量", "变量名", "观测值", "均值", "标准差", "最小值", "最大值")
     tex = to_latex(table)
@@ -525,13 +525,16 @@ def test_descriptive_table_structure(panel: pd.DataFrame) -> None:
     assert rows["变量"] == ["变量名", "观测值", "均值", "标准差", "最小值", "最大值"]
 
     grouped = descriptive_table(
-        summary_stats(panel, ["lq"], by="group"), None, "en", show_names=False
+        descriptives(panel, ["lq"], by="group", group_order=list(panel["group"].unique())),
+        None,
+        "en",
+        show_names=False,
     )
     assert grouped.header == ("Variable", "N", "Mean", "SD", "Min", "Max")
     titles = [p.title for p in grouped.panels]
     names = {"none": "Non-pilot cities", "sc_only": "Smart City only cities"}
     names |= {"lc_only": "Low-Carbon only cities", "dual": "Dual pilot cities"}
-    assert titles == [names[g] for g in panel["group"].unique()]
+    assert titles == ["Full sample", *(names[g] for g in panel["group"].unique())]
     md = to_markdown(grouped)
     assert md.count("**Dual pilot cities**") == 1
     with pytest.raises(ValueError, match="lacks column"):

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 
 from dualpilot.errors import Problem, raise_if
@@ -702,38 +701,6 @@ def regression_table(
 STATS_COLUMNS: tuple[str, ...] = ("variable", "n", "mean", "sd", "min", "max")
 
 
-def summary_stats(
-    panel: pd.DataFrame, variables: Sequence[str], *, by: str | None = None
-) -> pd.DataFrame:
-    """N, mean, standard deviation (n - 1 denominator, as Stata's summarize), min and max.
-
-    Missing values are left out variable by variable. With `by`, one block per value of that column
-    (in order of first appearance), in a leading 'group' column. Raises ValueError for an unknown or
-    non-numeric variable.
-    """
-    require_columns(panel, [*variables, *([by] if by else [])], "the panel")
-    for var in variables:
-        if not pd.api.types.is_numeric_dtype(panel[var]):
-            raise ValueError(f"variable {var!r} is not numeric (dtype {panel[var].dtype})")
-    groups = [(None, panel)] if by is None else list(panel.groupby(by, sort=False, dropna=False))
-    records = []
-    for key, frame in groups:
-        for var in variables:
-            x = frame[var].dropna().to_numpy(dtype=float)
-            rec = {
-                "variable": var,
-                "n": len(x),
-                "mean": x.mean() if len(x) else np.nan,
-                "sd": x.std(ddof=1) if len(x) > 1 else np.nan,
-                "min": x.min() if len(x) else np.nan,
-                "max": x.max() if len(x) else np.nan,
-            }
-            if by is not None:
-                rec = {"group": str(key), **rec}
-            records.append(rec)
-    return pd.DataFrame.from_records(records)
-
-
 def descriptive_table(
     stats: pd.DataFrame,
     labels: Labels | Mapping[str, tuple[str, str]] | None = None,
@@ -744,7 +711,7 @@ def descriptive_table(
     digits: int = 3,
     show_names: bool = True,
 ) -> Table:
-    """A descriptive-statistics table from `summary_stats` output (or any frame with its columns).
+    """A descriptive-statistics table from `analyses.descriptives` output (or any frame with its columns).
 
     One row per variable with N, mean, SD, min and max; with a 'group' column, one panel per group
     (titled by the group's label). `show_names` adds a column with the variable names next to their
