@@ -13,9 +13,11 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/panel.smk"
+include: "workflow/rules/baseline.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.panel.input,
+        rules.baseline.input,

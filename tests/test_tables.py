@@ -360,7 +360,7 @@ def test_malformed_frames_raise_clear_errors(tidy: pd.DataFrame) -> None:
         bad = tidy.copy()
         bad.loc[2, "n_obs"] = 1
         regression_table(bad)
-    with pytest.raises(ValueError, match="lacks estimate or p_value"):
+    with pytest.raises(ValueError, match="lacks a statistic or p_value"):
         regression_table(
             tidy.assign(p_value=np.where(tidy.term.str.startswith("wald"), np.nan, 0.1))
         )
@@ -576,3 +576,15 @@ def test_latex_compiles_with_xelatex_and_xecjk(tidy: pd.DataFrame, tmp_path: Pat
     assert run.returncode == 0, log_text[-3000:]
     assert "Missing character" not in log_text
     assert (tmp_path / "doc.pdf").stat().st_size > 5000
+
+
+def test_note_reads_the_estimation_modules_vcov_labels(panel: pd.DataFrame) -> None:
+    """Columns whose engine labels differ only in G and K share one sentence naming the cluster."""
+    from dualpilot import analyses
+
+    tidy = analyses.baseline(panel, ["ln_gdp_pc", "gov"])
+    assert tidy["vcov"].str.startswith("CRV1 by city_code (").all()
+    assert tidy["vcov"].nunique() > 1
+    md = to_markdown(regression_table(tidy, language="zh"))
+    assert "聚类到城市" in md or "城市层面" in md
+    assert "fixest small-sample" not in md

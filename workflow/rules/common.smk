@@ -12,6 +12,16 @@ validate(config, "../schemas/config.schema.yaml")
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+# Analyses of the baseline stage, each written to results/estimates/<analysis>.csv by its own rule.
+BASELINE_ANALYSES = ["baseline", "single_vs_dual", "event_study", "duration"]
+# Analyses whose tidy estimates make_table renders (each has a row in resources/labels/tables.csv).
+TABLE_ANALYSES = BASELINE_ANALYSES
+
+
+wildcard_constraints:
+    analysis="|".join(TABLE_ANALYSES),
+
+
 # The demo extracts are written here by rule make_demo_extracts; `raw_dir` points here by default.
 DEMO_RAW_DIR = "results/demo/raw"
 YEARS = (config["years"]["start"], config["years"]["end"])

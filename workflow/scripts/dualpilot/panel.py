@@ -629,3 +629,12 @@ def write_panel(
         )
         for path, (_, write) in zip(tmp[3:], extra, strict=True):
             write(path)
+
+
+def read_panel(path: str | Path) -> pd.DataFrame:
+    """Read the panel written by `write_panel` (Parquet), checking the columns analyses rely on."""
+    panel = pd.read_parquet(path)
+    missing = [c for c in ("city_code", "year") if c not in panel.columns]
+    if missing:
+        raise ValueError(f"{path}: not a panel of this workflow (missing columns {missing})")
+    return panel

@@ -70,7 +70,7 @@ MODEL_COLUMNS: tuple[str, ...] = (
     "sample",
     "vcov",
 )
-SPECIAL_PREFIXES: tuple[str, ...] = ("wald:", "lincom:")
+SPECIAL_PREFIXES: tuple[str, ...] = ("wald:", "lincom:", "wildboot:")
 LABEL_COLUMNS: tuple[str, ...] = ("term", "label_zh", "label_en")
 #: The shipped label file (a rule should still pass it as an input so edits trigger reruns).
 DEFAULT_LABELS_PATH = Path(__file__).resolve().parents[3] / "resources" / "labels" / "terms.csv"
@@ -85,6 +85,9 @@ _NO_CONTROLS = {"", "none", "no", "false", "0", "否", "nan"}
 _FE_SPLIT = re.compile(r"\s*\+\s*")
 _FE_INTERACTION = re.compile(r"\s*[\^:#*×]\s*")
 _CLUSTER = re.compile(r"^(?:crv1|crv3|cluster|clustered|cl)\s*[:=(\s]\s*([^)]*?)\)?$", re.I)
+# The estimation module's own labels: "CRV1 by city_code (fixest small-sample: ...)", "HC1 (...)", "iid (...)".
+_ENGINE_CLUSTER = re.compile(r"^CRV[13] by (\S+)")
+_ENGINE_OTHER = re.compile(r"^(HC1|iid) \(")
 _HETERO = {"hetero", "hc0", "hc1", "hc2", "hc3", "robust", "heteroskedastic"}
 _IID = {"iid", "standard", "ols", "conventional"}
 
@@ -99,6 +102,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "tests": "检验（统计量 [p 值]）",
         "wald": "Wald 检验：",
         "lincom": "线性组合：",
+        "wildboot": "野自助法 p 值：",
         "variable": "变量",
         "symbol": "变量名",
         "n": "观测值",
@@ -135,6 +139,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "tests": "Tests (statistic [p-value])",
         "wald": "Wald test: ",
         "lincom": "Linear combination: ",
+        "wildboot": "Wild cluster bootstrap: ",
         "variable": "Variable",
         "symbol": "Symbol",
         "n": "N",
@@ -453,6 +458,10 @@ def _se_kind(vcov: object) -> tuple[str, str]:
     if vcov is None or (not isinstance(vcov, str) and pd.isna(vcov)):
         raise ValueError("the vcov column is empty: the note on standard errors needs it")
     raw = str(vcov).strip()
+    if m := _ENGINE_CLUSTER.match(raw):
+        return "cluster", m.group(1)
+    if m := _ENGINE_OTHER.match(raw):
+        return ("hetero" if m.group(1) == "HC1" else "iid"), ""
     if m := _CLUSTER.match(raw):
         return "cluster", m.group(1).strip()
     if raw.lower() in _HETERO:
@@ -474,7 +483,9 @@ def _se_sentence(vcovs: Mapping[str, object], labels: Labels, language: Language
     for model, vcov in vcovs.items():
         kind, detail = _se_kind(vcov)
         var = _cluster_label(detail, labels, language) if kind == "cluster" else ""
-        described.setdefault(f"{kind}\x00{var}\x00{detail}", []).append(model)
+        # Models with the same kind of standard error share one sentence (details such as G and K differ).
+        key_detail = detail if kind == "other" else ""
+        described.setdefault(f"{kind}\x00{var}\x00{key_detail}", []).append(model)
     if len(described) == 1:
         kind, var, detail = next(iter(described)).split("\x00")
         return text(f"se_{kind}", language).format(var=var, raw=detail)
@@ -511,7 +522,7 @@ def validate_tidy(tidy: pd.DataFrame, columns: Iterable[str] = TIDY_COLUMNS) -> 
 
 
 def is_special(term: str) -> bool:
-    """Whether `term` is a test row ('wald:...' or 'lincom:...')."""
+    """Whether `term` is a test row ('wald:...', 'lincom:...' or 'wildboot:...')."""
     return term.startswith(SPECIAL_PREFIXES)
 
 
@@ -566,9 +577,13 @@ def _test_row(cell: pd.DataFrame, term: str, label: str, cols: Sequence[str], di
         if (term, m) not in cell.index:
             values.append("")
             continue
+        # Wald rows carry their F statistic in t_stat (estimate empty); lincom and bootstrap rows carry
+        # an estimate.
         stat, p = cell.loc[(term, m), "estimate"], cell.loc[(term, m), "p_value"]
+        if pd.isna(stat):
+            stat = cell.loc[(term, m), "t_stat"]
         if pd.isna(stat) or pd.isna(p):
-            raise ValueError(f"test row {term!r} of model {m!r} lacks estimate or p_value")
+            raise ValueError(f"test row {term!r} of model {m!r} lacks a statistic or p_value")
         values.append(f"{format_number(stat, digits)} [{format_number(p, digits)}]")
     return Row((label, *values), kind="test")
 
@@ -858,3 +873,33 @@ def to_markdown(table: Table) -> str:
     if table.notes:
         out += ["", markdown_escape(text("note_prefix", table.language) + _notes_text(table))]
     return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Presentation of one analysis' table (a row of resources/labels/tables.csv)."""
+
+    title: dict[str, str]
+    note: dict[str, str | None]
+    terms: list[str] | None
+
+
+def load_table_specs(path: str | Path) -> dict[str, TableSpec]:
+    """Titles, notes and (optionally) the terms shown, per analysis.
+
+    Columns: analysis, title_zh, title_en, terms (term names separated by ``|``; empty = every term),
+    note_zh, note_en (empty = only the automatic note on standard errors and stars).
+    """
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    require_columns(
+        frame, ("analysis", "title_zh", "title_en", "terms", "note_zh", "note_en"), str(path)
+    )
+    specs = {}
+    for rec in frame.itertuples(index=False):
+        terms = [t.strip() for t in rec.terms.split("|") if t.strip()] or None
+        specs[rec.analysis] = TableSpec(
+            title={"zh": rec.title_zh, "en": rec.title_en},
+            note={"zh": rec.note_zh or None, "en": rec.note_en or None},
+            terms=terms,
+        )
+    return specs

@@ -1,0 +1,28 @@
+"""Event study around the dual-pilot start, endpoints binned, joint test of the leads (rule
+estimate_event_study)."""
+
+from dualpilot.runner import run
+
+
+def main(inputs, outputs, params):
+    from dualpilot import analyses
+    from dualpilot.panel import read_panel
+
+    spec = params.event_study
+    controls = list(params.controls)
+    if spec["adjust_single_pilots"]:
+        # Single-pilot years of not-yet-dual cities are not clean controls: absorb their own effects.
+        controls += ["sc_only_post", "lc_only_post"]
+    tidy = analyses.event_study(
+        read_panel(inputs.panel),
+        controls,
+        window=tuple(spec["window"]),
+        base=spec["base"],
+        control_group=spec["control_group"],
+        options=params.estimation,
+    )
+    tidy.to_csv(outputs.estimates, index=False)
+
+
+if __name__ == "__main__" or "snakemake" in globals():
+    run(main, globals())

@@ -1,0 +1,17 @@
+"""Dual versus single pilots: one regression with the three states, Wald tests, synergy (rule
+estimate_single_vs_dual)."""
+
+from dualpilot.runner import run
+
+
+def main(inputs, outputs, params):
+    from dualpilot import analyses
+    from dualpilot.panel import read_panel
+
+    panel = read_panel(inputs.panel)
+    tidy = analyses.single_vs_dual(panel, params.controls, options=params.estimation)
+    tidy.to_csv(outputs.estimates, index=False)
+
+
+if __name__ == "__main__" or "snakemake" in globals():
+    run(main, globals())
