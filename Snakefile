@@ -14,6 +14,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/panel.smk"
 include: "workflow/rules/baseline.smk"
+include: "workflow/rules/psm.smk"
 
 
 rule all:
@@ -21,3 +22,4 @@ rule all:
     input:
         rules.panel.input,
         rules.baseline.input,
+        rules.psm.input,

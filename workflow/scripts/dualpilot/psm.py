@@ -79,6 +79,7 @@ from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from dualpilot import estimation as est
+from dualpilot.errors import SpecificationError
 from dualpilot.plots import configure_fonts
 from dualpilot.tables import Language
 
@@ -107,7 +108,7 @@ _DEFAULT_CALIPER = 0.05
 _DEFAULT_BANDWIDTH = 0.06
 
 
-class PsmError(ValueError):
+class PsmError(SpecificationError):
     """A matching that cannot be carried out as specified (the message says why and what to change)."""
 
 

@@ -903,3 +903,47 @@ def load_table_specs(path: str | Path) -> dict[str, TableSpec]:
             terms=terms,
         )
     return specs
+
+
+def frame_table(
+    frame: pd.DataFrame,
+    *,
+    columns: Mapping[str, Mapping[str, str]],
+    language: Language = "zh",
+    title: str | None = None,
+    note: str | None = None,
+    digits: int = 3,
+    group: str | None = None,
+    labels: Labels | Mapping[str, tuple[str, str]] | None = None,
+) -> Table:
+    """A plain table of `frame` (e.g. a balance table): one row per record, the columns of `columns`
+    (column -> {"zh": header, "en": header}) in that order. Text cells that are variable names get their
+    labels; numbers are formatted with `digits` decimals. With `group`, one panel per value of that column.
+    """
+    lang = check_language(language)
+    require_columns(frame, [*columns, *([group] if group else [])], "the frame")
+    lab = resolve_labels(labels)
+    header = tuple(columns[c][lang] for c in columns)
+
+    def cell(value: object) -> str:
+        if isinstance(value, str):
+            return lab.get(value, lang) if lab.has(value) else value
+        if value is None or pd.isna(value):
+            return ""
+        return format_number(float(value), digits)
+
+    blocks = _ordered_unique(frame[group].astype(str)) if group else [None]
+    panels = []
+    for block in blocks:
+        part = frame if block is None else frame[frame[group].astype(str) == block]
+        rows = tuple(
+            Row(tuple(cell(v) for v in rec)) for rec in part[list(columns)].itertuples(index=False)
+        )
+        panels.append(Panel(rows, title=None if block is None else cell(block)))
+    return Table(
+        header=header,
+        panels=tuple(panels),
+        language=lang,
+        title=title,
+        notes=(note,) if note else (),
+    )
