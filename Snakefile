@@ -15,6 +15,7 @@ include: "workflow/rules/demo.smk"
 include: "workflow/rules/panel.smk"
 include: "workflow/rules/baseline.smk"
 include: "workflow/rules/psm.smk"
+include: "workflow/rules/placebo.smk"
 include: "workflow/rules/maps.smk"
 
 
@@ -24,4 +25,5 @@ rule all:
         rules.panel.input,
         rules.baseline.input,
         rules.psm.input,
+        rules.placebo.input,
         rules.maps.input,

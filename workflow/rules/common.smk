@@ -17,9 +17,33 @@ BASELINE_ANALYSES = ["baseline", "single_vs_dual", "event_study", "duration"]
 # Analyses whose tidy estimates make_table renders (each has a row in resources/labels/tables.csv).
 TABLE_ANALYSES = [*BASELINE_ANALYSES, "psm_did"]
 
+# Placebo kinds run by rule placebo (docs/placebo.md) and the options of the engine, merged from the
+# per-kind config blocks.
+PLACEBO_KINDS = config["placebo"]["kinds"]
+PLACEBO_OPTIONS = {
+    "shifts": config["placebo"]["time"]["shifts"],
+    "shift_range": config["placebo"]["time_random"]["shift_range"],
+    "n_units": config["placebo"]["mixed"]["n_units"],
+    "time_scope": config["placebo"]["mixed"]["time_scope"],
+}
+
+
+def placebo_draws(kind):
+    """Draws of a placebo kind: one per shift for the deterministic time placebo, else placebo: draws."""
+    return (
+        len(PLACEBO_OPTIONS["shifts"]) if kind == "time" else config["placebo"]["draws"]
+    )
+
+
+def placebo_shards(kind):
+    """Shards of a placebo kind: never more than its draws."""
+    return min(config["placebo"]["shards"], placebo_draws(kind))
+
 
 wildcard_constraints:
     analysis="|".join(TABLE_ANALYSES),
+    kind="|".join(PLACEBO_KINDS),
+    shard=r"\d+",
 
 
 # The demo extracts are written here by rule make_demo_extracts; `raw_dir` points here by default.
