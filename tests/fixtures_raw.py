@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
+
 from dualpilot.reference import load_city_master, load_name_crosswalk, load_usd_cny
 from dualpilot.yearbook import HeaderAliases, load_aliases
 

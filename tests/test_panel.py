@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from dualpilot import panel as P
 from dualpilot.errors import InputError
 from fixtures_raw import (
@@ -21,8 +24,6 @@ from fixtures_raw import (
     write_raw_dir,
     write_table,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 YEARS = (2010, 2013)  # editions 2011-2014: the IT header changes with the 2013 edition
 MIXED = {2011: "gb18030", 2012: "xlsx"}

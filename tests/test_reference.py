@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from dualpilot.errors import InputError
 from dualpilot.reference import (
     load_city_master,
@@ -18,8 +21,6 @@ from dualpilot.reference import (
     load_usd_cny,
     normalise_name,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[1]
 RES = REPO / "resources"

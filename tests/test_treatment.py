@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from dualpilot.reference import load_city_master, load_pilot_list, load_smart_city_batches
 from dualpilot.treatment import (
     code_treatment,
@@ -18,8 +21,6 @@ from dualpilot.treatment import (
     smart_city_coverage,
     treatment_summary,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -20,6 +20,7 @@ import pandas as pd
 import pyfixest as pf
 import pytest
 from scipy import stats
+
 from workflow_helpers import copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from workflow_helpers import REPO, copy_workflow, snakemake
 
 from dualpilot.demo import PRINT_DECIMALS
+from workflow_helpers import REPO, copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
 

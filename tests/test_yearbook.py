@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from dualpilot.errors import InputError
 from dualpilot.yearbook import (
     MISSING_MARKERS,
