@@ -16,6 +16,7 @@ include: "workflow/rules/panel.smk"
 include: "workflow/rules/baseline.smk"
 include: "workflow/rules/psm.smk"
 include: "workflow/rules/placebo.smk"
+include: "workflow/rules/mechanisms.smk"
 include: "workflow/rules/maps.smk"
 
 
@@ -26,4 +27,5 @@ rule all:
         rules.baseline.input,
         rules.psm.input,
         rules.placebo.input,
+        rules.mechanisms_heterogeneity.input,
         rules.maps.input,

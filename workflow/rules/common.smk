@@ -15,7 +15,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 # Analyses of the baseline stage, each written to results/estimates/<analysis>.csv by its own rule.
 BASELINE_ANALYSES = ["baseline", "single_vs_dual", "event_study", "duration"]
 # Analyses whose tidy estimates make_table renders (each has a row in resources/labels/tables.csv).
-TABLE_ANALYSES = [*BASELINE_ANALYSES, "psm_did"]
+TABLE_ANALYSES = [*BASELINE_ANALYSES, "psm_did", "mechanisms"]
 
 # Placebo kinds run by rule placebo (docs/placebo.md) and the options of the engine, merged from the
 # per-kind config blocks.
@@ -26,6 +26,9 @@ PLACEBO_OPTIONS = {
     "n_units": config["placebo"]["mixed"]["n_units"],
     "time_scope": config["placebo"]["mixed"]["time_scope"],
 }
+
+# Heterogeneity dimensions (config heterogeneity: dimensions), each with its own permutation shards.
+HETEROGENEITY_DIMENSIONS = list(config["heterogeneity"]["dimensions"])
 
 
 def placebo_draws(kind):
@@ -44,6 +47,7 @@ wildcard_constraints:
     analysis="|".join(TABLE_ANALYSES),
     kind="|".join(PLACEBO_KINDS),
     shard=r"\d+",
+    dimension="|".join(HETEROGENEITY_DIMENSIONS),
 
 
 # The demo extracts are written here by rule make_demo_extracts; `raw_dir` points here by default.

@@ -70,7 +70,7 @@ MODEL_COLUMNS: tuple[str, ...] = (
     "sample",
     "vcov",
 )
-SPECIAL_PREFIXES: tuple[str, ...] = ("wald:", "lincom:", "wildboot:")
+SPECIAL_PREFIXES: tuple[str, ...] = ("wald:", "lincom:", "wildboot:", "rwolf:", "bdiff:", "bdiff (two-sided):")
 LABEL_COLUMNS: tuple[str, ...] = ("term", "label_zh", "label_en")
 #: The shipped label file (a rule should still pass it as an input so edits trigger reruns).
 DEFAULT_LABELS_PATH = Path(__file__).resolve().parents[3] / "resources" / "labels" / "terms.csv"
@@ -103,6 +103,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "wald": "Wald 检验：",
         "lincom": "线性组合：",
         "wildboot": "野自助法 p 值：",
+        "rwolf": "Romano-Wolf 调整 p 值：",
+        "bdiff": "组间系数差异检验（费舍尔组合检验）：",
+        "bdiff (two-sided)": "组间系数差异检验（双侧）：",
         "variable": "变量",
         "symbol": "变量名",
         "n": "观测值",
@@ -140,6 +143,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "wald": "Wald test: ",
         "lincom": "Linear combination: ",
         "wildboot": "Wild cluster bootstrap: ",
+        "rwolf": "Romano-Wolf adjusted: ",
+        "bdiff": "Permutation test of the gap (bdiff): ",
+        "bdiff (two-sided)": "Permutation test of the gap (two-sided): ",
         "variable": "Variable",
         "symbol": "Symbol",
         "n": "N",
