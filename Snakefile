@@ -17,6 +17,7 @@ include: "workflow/rules/baseline.smk"
 include: "workflow/rules/psm.smk"
 include: "workflow/rules/placebo.smk"
 include: "workflow/rules/mechanisms.smk"
+include: "workflow/rules/robustness.smk"
 include: "workflow/rules/maps.smk"
 
 
@@ -28,4 +29,5 @@ rule all:
         rules.psm.input,
         rules.placebo.input,
         rules.mechanisms_heterogeneity.input,
+        rules.robustness.input,
         rules.maps.input,

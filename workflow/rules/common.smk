@@ -15,7 +15,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 # Analyses of the baseline stage, each written to results/estimates/<analysis>.csv by its own rule.
 BASELINE_ANALYSES = ["baseline", "single_vs_dual", "event_study", "duration"]
 # Analyses whose tidy estimates make_table renders (each has a row in resources/labels/tables.csv).
-TABLE_ANALYSES = [*BASELINE_ANALYSES, "psm_did", "mechanisms"]
+TABLE_ANALYSES = [*BASELINE_ANALYSES, "psm_did", "mechanisms", "pilot_order"]
 
 # Placebo kinds run by rule placebo (docs/placebo.md) and the options of the engine, merged from the
 # per-kind config blocks.

@@ -1,0 +1,27 @@
+"""The two-treatment design (rule estimate_pilot_order): the effects of the pilot states none / smart-city
+only / low-carbon only / dual and of the pilot order (which pilot came first), by TWFE and by imputation
+from not-yet-treated and never-treated observations, with the synergy and order tests."""
+
+import logging
+
+from dualpilot.runner import run
+
+log = logging.getLogger("dualpilot.estimate_pilot_order")
+
+
+def main(inputs, outputs, params):
+    from dualpilot import robustness
+    from dualpilot.panel import read_panel
+
+    estimates = robustness.two_treatment_design(
+        read_panel(inputs.panel), params.controls, options=params.estimation
+    )
+    estimates.to_csv(outputs.estimates, index=False)
+    log.info(
+        "two-treatment design:\n%s",
+        estimates[["model", "term", "estimate", "std_error", "p_value"]].to_string(index=False),
+    )
+
+
+if __name__ == "__main__" or "snakemake" in globals():
+    run(main, globals())

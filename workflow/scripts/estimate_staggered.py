@@ -1,0 +1,36 @@
+"""Heterogeneity-robust staggered DID estimates of the dual pilot (rule estimate_staggered).
+
+Callaway-Sant'Anna with never-treated and with not-yet-treated controls, Sun-Abraham and the imputation
+estimator (Borusyak-Jaravel-Spiess), each aggregated to an overall ATT, an event study and cohort effects,
+in the project's tidy estimate format.
+"""
+
+import logging
+
+from dualpilot.runner import run
+
+log = logging.getLogger("dualpilot.estimate_staggered")
+
+
+def main(inputs, outputs, params):
+    from dualpilot import robustness
+    from dualpilot.panel import read_panel
+
+    options = dict(params.options)
+    estimation = params.estimation
+    estimates = robustness.staggered_estimates(
+        read_panel(inputs.panel),
+        params.controls if options.pop("use_controls") else (),
+        outcome=estimation["outcome"],
+        unit=estimation["unit"],
+        time=estimation["time"],
+        cluster=estimation["cluster"],
+        **options,
+    )
+    estimates.to_csv(outputs.estimates, index=False)
+    overall = estimates[estimates["term"] == "ATT"][["model", "estimate", "std_error"]]
+    log.info("overall ATTs:\n%s", overall.to_string(index=False))
+
+
+if __name__ == "__main__" or "snakemake" in globals():
+    run(main, globals())
