@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
 from workflow_helpers import copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -52,7 +53,9 @@ def test_draws_identical_for_any_number_of_shards(work: Path, reference, shards:
     run_with(work, shards, *draws_files(), "--cores", "2", "--forcerun", "placebo_shard")
     for kind, path in zip(KINDS, draws_files(), strict=True):
         assert len(list((work / f"results/placebo/{kind}").glob("shard_*.parquet"))) >= shards
-        pd.testing.assert_frame_equal(pd.read_parquet(work / path), reference[kind], check_exact=True)
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(work / path), reference[kind], check_exact=True
+        )
 
 
 def test_interrupted_run_resumes_with_missing_shards_only(work: Path, reference):
@@ -61,8 +64,19 @@ def test_interrupted_run_resumes_with_missing_shards_only(work: Path, reference)
     for kind in KINDS:  # start from nothing
         for f in (work / f"results/placebo/{kind}").glob("*.parquet"):
             f.unlink()
-    cmd = [sys.executable, "-m", "snakemake", *draws_files(), "--cores", "1", "--configfile", "resume.yaml"]
-    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        *draws_files(),
+        "--cores",
+        "1",
+        "--configfile",
+        "resume.yaml",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     shard_dir = work / f"results/placebo/{KINDS[0]}"
     deadline = time.time() + 300
     while time.time() < deadline and len(list(shard_dir.glob("shard_*.parquet"))) < 2:
@@ -70,7 +84,9 @@ def test_interrupted_run_resumes_with_missing_shards_only(work: Path, reference)
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends; Snakemake stops its jobs and exits
     proc.communicate(timeout=120)
-    done = sorted(p.name for k in KINDS for p in (work / f"results/placebo/{k}").glob("shard_*.parquet"))
+    done = sorted(
+        p.name for k in KINDS for p in (work / f"results/placebo/{k}").glob("shard_*.parquet")
+    )
     assert 2 <= len(done) < shards * len(KINDS)
 
     dry = snakemake(work, *draws_files(), "-n", "--cores", "1", "--configfile", "resume.yaml")
@@ -82,5 +98,7 @@ def test_interrupted_run_resumes_with_missing_shards_only(work: Path, reference)
 
     snakemake(work, *draws_files(), "--cores", "2", "--configfile", "resume.yaml")
     for kind, path in zip(KINDS, draws_files(), strict=True):
-        pd.testing.assert_frame_equal(pd.read_parquet(work / path), reference[kind], check_exact=True)
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(work / path), reference[kind], check_exact=True
+        )
     assert os.path.exists(work / "results/placebo" / KINDS[1] / "draws.parquet")
