@@ -1426,16 +1426,5 @@ def robustness_table(
     )
 
 
-_DERIVED_LABELS = {
-    "ln_it_emp": ("IT业从业人员对数", "ln IT employment"),
-    "it_emp_share": ("IT业从业人员占比（%）", "IT employment share (%)"),
-}
-
-
 def _outcome_label(outcome: str, labels: tables.Labels, language: Language) -> str:
-    if labels.has(outcome):
-        return labels.get(outcome, language)
-    if outcome in _DERIVED_LABELS:
-        zh, en = _DERIVED_LABELS[outcome]
-        return zh if language == "zh" else en
-    return labels.get(outcome, language)  # logs the missing label
+    return labels.get(outcome, language)  # a missing label is logged and the name printed
