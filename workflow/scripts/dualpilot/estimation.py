@@ -44,30 +44,12 @@ from pyfixest.estimation.models.feols_ import Feols
 from scipy import stats
 
 from dualpilot.errors import SpecificationError
+from dualpilot.tidy import TIDY_COLUMNS
 
 log = logging.getLogger("dualpilot")
 
 VcovType = Literal["cluster", "hetero", "iid"]
 BootstrapWeights = Literal["rademacher", "webb", "mammen", "norm"]
-
-TIDY_COLUMNS: tuple[str, ...] = (
-    "model",
-    "term",
-    "estimate",
-    "std_error",
-    "t_stat",
-    "p_value",
-    "conf_low",
-    "conf_high",
-    "n_obs",
-    "n_clusters",
-    "r2_within",
-    "fixed_effects",
-    "controls",
-    "sample",
-    "vcov",
-)
-"""Columns of the tidy estimate format, in order (results/estimates/<analysis>.csv)."""
 
 WALD_PREFIX = "wald: "
 LINCOM_PREFIX = "lincom: "

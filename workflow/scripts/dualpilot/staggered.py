@@ -42,6 +42,8 @@ from scipy import stats
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import SuperLU, splu
 
+from dualpilot.tidy import TIDY_COLUMNS as ESTIMATE_COLUMNS  # the project's estimate format
+
 log = logging.getLogger(__name__)
 
 TIDY_COLUMNS: tuple[str, ...] = (
@@ -69,24 +71,6 @@ TIDY_COLUMNS: tuple[str, ...] = (
 and `event_time` are NaN where they do not apply; `crit_value` is the critical value used for the
 confidence interval (a sup-t value when a uniform band was asked for)."""
 
-ESTIMATE_COLUMNS: tuple[str, ...] = (
-    "model",
-    "term",
-    "estimate",
-    "std_error",
-    "t_stat",
-    "p_value",
-    "conf_low",
-    "conf_high",
-    "n_obs",
-    "n_clusters",
-    "r2_within",
-    "fixed_effects",
-    "controls",
-    "sample",
-    "vcov",
-)
-"""The project's tidy estimate format (results/estimates/<analysis>.csv)."""
 
 ControlGroup = Literal["never", "notyet"]
 Aggregation = Literal["simple", "dynamic", "group"]

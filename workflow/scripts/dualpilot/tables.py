@@ -37,40 +37,21 @@ from typing import Literal
 import pandas as pd
 
 from dualpilot.errors import Problem, raise_if
+from dualpilot.tidy import MODEL_COLUMNS, TIDY_COLUMNS
 
 log = logging.getLogger(__name__)
 
 Language = Literal["zh", "en"]
 LANGUAGES: tuple[str, ...] = ("zh", "en")
 
-TIDY_COLUMNS: tuple[str, ...] = (
-    "model",
-    "term",
-    "estimate",
-    "std_error",
-    "t_stat",
-    "p_value",
-    "conf_low",
-    "conf_high",
-    "n_obs",
-    "n_clusters",
-    "r2_within",
-    "fixed_effects",
-    "controls",
-    "sample",
-    "vcov",
+SPECIAL_PREFIXES: tuple[str, ...] = (
+    "wald:",
+    "lincom:",
+    "wildboot:",
+    "rwolf:",
+    "bdiff:",
+    "bdiff (two-sided):",
 )
-#: Columns that describe a model rather than a term: equal on every regular row of one model.
-MODEL_COLUMNS: tuple[str, ...] = (
-    "n_obs",
-    "n_clusters",
-    "r2_within",
-    "fixed_effects",
-    "controls",
-    "sample",
-    "vcov",
-)
-SPECIAL_PREFIXES: tuple[str, ...] = ("wald:", "lincom:", "wildboot:", "rwolf:", "bdiff:", "bdiff (two-sided):")
 LABEL_COLUMNS: tuple[str, ...] = ("term", "label_zh", "label_en")
 #: The shipped label file (a rule should still pass it as an input so edits trigger reruns).
 DEFAULT_LABELS_PATH = Path(__file__).resolve().parents[3] / "resources" / "labels" / "terms.csv"
