@@ -588,3 +588,36 @@ def test_note_reads_the_estimation_modules_vcov_labels(panel: pd.DataFrame) -> N
     md = to_markdown(regression_table(tidy, language="zh"))
     assert "聚类到城市" in md or "城市层面" in md
     assert "fixest small-sample" not in md
+
+
+def test_frame_table_labels_only_the_named_columns_and_groups() -> None:
+    from dualpilot.tables import frame_table
+
+    frame = pd.DataFrame(
+        {
+            "design": ["pooled", "pooled", "baseline"],
+            "covariate": ["gov", "none", "gov"],
+            "note": ["none", "gov", "x"],
+            "value": [1.23456, np.nan, -2.0],
+        }
+    )
+    columns = {
+        "covariate": {"zh": "变量", "en": "Covariate"},
+        "note": {"zh": "说明", "en": "Note"},
+        "value": {"zh": "数值", "en": "Value"},
+    }
+    table = frame_table(
+        frame, columns=columns, language="en", group="design", label_columns=["covariate"], digits=2
+    )
+    assert table.header == ("Covariate", "Note", "Value")
+    labels = load_labels()
+    assert [p.title for p in table.panels] == [
+        labels.get("pooled", "en"),
+        labels.get("baseline", "en"),
+    ]
+    first = table.panels[0].rows
+    assert first[0].cells == (labels.get("gov", "en"), "none", "1.23")
+    assert first[1].cells == (labels.get("none", "en"), "gov", "")
+    assert table.panels[1].rows[0].cells[2] == "-2.00"
+    with pytest.raises(ValueError):
+        frame_table(frame, columns={"missing": {"zh": "x", "en": "x"}})

@@ -11,11 +11,19 @@ from dualpilot.runner import run
 
 log = logging.getLogger("dualpilot.estimate_honestdid")
 
+HEADERS = {
+    "restriction": {"zh": "约束", "en": "Restriction"},
+    "method": {"zh": "方法", "en": "Method"},
+    "Mbar_or_M": {"zh": "M̄ 或 M", "en": "M̄ or M"},
+    "conf_low": {"zh": "置信下限", "en": "Lower bound"},
+    "conf_high": {"zh": "置信上限", "en": "Upper bound"},
+}
+
 
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import plots, robustness
+    from dualpilot import plots, robustness, tables
     from dualpilot.panel import read_panel
 
     event_study = params.event_study
@@ -44,6 +52,24 @@ def main(inputs, outputs, params):
         n_draws=opts["n_draws"],
     )
     result.to_csv(outputs.estimates, index=False)
+    table = tables.frame_table(
+        result,
+        columns=HEADERS,
+        language=params.language,
+        group="target",
+        title={"zh": "平行趋势敏感性分析（HonestDiD）", "en": "Pre-trend sensitivity (HonestDiD)"}[
+            params.language
+        ],
+        note={
+            "zh": f"事件研究以 {event_study['base']} 期为基期；RM 为相对幅度约束，SD 为平滑性约束。",
+            "en": f"Event study normalised at {event_study['base']}; RM: relative magnitudes, "
+            "SD: smoothness.",
+        }[params.language],
+    )
+    with open(outputs.tex, "w", encoding="utf-8") as fh:
+        fh.write(tables.to_latex(table, label="tab:honestdid"))
+    with open(outputs.md, "w", encoding="utf-8") as fh:
+        fh.write(tables.to_markdown(table))
     fig = robustness.honestdid_figure(result, alpha=opts["alpha"], language=params.language)
     plots.save_figure(fig, outputs.png, outputs.pdf, dpi=params.figures["dpi"])
     log.info("HonestDiD confidence sets:\n%s", result.to_string(index=False))

@@ -36,6 +36,7 @@ def main(inputs, outputs, params):
         columns=BALANCE_HEADERS,
         language=language,
         group="design",
+        label_columns=("covariate", "sample"),
         title={"zh": "倾向得分匹配平衡性检验", "en": "Covariate balance before and after matching"}[
             language
         ],

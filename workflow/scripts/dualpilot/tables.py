@@ -901,32 +901,37 @@ def frame_table(
     note: str | None = None,
     digits: int = 3,
     group: str | None = None,
+    label_columns: Sequence[str] = (),
     labels: Labels | Mapping[str, tuple[str, str]] | None = None,
 ) -> Table:
     """A plain table of `frame` (e.g. a balance table): one row per record, the columns of `columns`
-    (column -> {"zh": header, "en": header}) in that order. Text cells that are variable names get their
-    labels; numbers are formatted with `digits` decimals. With `group`, one panel per value of that column.
+    (column -> {"zh": header, "en": header}) in that order. Cells of `label_columns` (e.g. variable
+    names) and the panel titles get their display labels; other text is printed as it is; numbers are
+    formatted with `digits` decimals. With `group`, one panel per value of that column.
     """
     lang = check_language(language)
     require_columns(frame, [*columns, *([group] if group else [])], "the frame")
     lab = resolve_labels(labels)
     header = tuple(columns[c][lang] for c in columns)
 
-    def cell(value: object) -> str:
+    def cell(value: object, label: bool) -> str:
         if isinstance(value, str):
-            return lab.get(value, lang) if lab.has(value) else value
+            return lab.get(value, lang) if label and lab.has(value) else value
         if value is None or pd.isna(value):
             return ""
         return format_number(float(value), digits)
+
+    labelled = [c in label_columns for c in columns]
 
     blocks = _ordered_unique(frame[group].astype(str)) if group else [None]
     panels = []
     for block in blocks:
         part = frame if block is None else frame[frame[group].astype(str) == block]
         rows = tuple(
-            Row(tuple(cell(v) for v in rec)) for rec in part[list(columns)].itertuples(index=False)
+            Row(tuple(cell(v, lab_it) for v, lab_it in zip(rec, labelled, strict=True)))
+            for rec in part[list(columns)].itertuples(index=False)
         )
-        panels.append(Panel(rows, title=None if block is None else cell(block)))
+        panels.append(Panel(rows, title=None if block is None else cell(block, True)))
     return Table(
         header=header,
         panels=tuple(panels),
