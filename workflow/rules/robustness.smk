@@ -71,6 +71,8 @@ rule estimate_honestdid:
         event_study="results/estimates/event_study.csv",
     output:
         estimates="results/estimates/honestdid.csv",
+        tex="results/tables/honestdid.tex",
+        md="results/tables/honestdid.md",
         png="results/figures/honestdid.png",
         pdf="results/figures/honestdid.pdf",
     log:
