@@ -7,7 +7,13 @@ rule estimate_baseline:
     input:
         panel="results/panel/panel.parquet",
     output:
-        estimates="results/estimates/baseline.csv",
+        estimates=report(
+            "results/estimates/baseline.csv",
+            caption="../report/baseline.rst",
+            category="2 Baseline",
+            subcategory="Tables",
+            labels={"analysis": "baseline DID", "type": "table"},
+        ),
     log:
         "logs/estimate_baseline.log",
     benchmark:
@@ -26,7 +32,13 @@ rule estimate_single_vs_dual:
     input:
         panel="results/panel/panel.parquet",
     output:
-        estimates="results/estimates/single_vs_dual.csv",
+        estimates=report(
+            "results/estimates/single_vs_dual.csv",
+            caption="../report/single_vs_dual.rst",
+            category="2 Baseline",
+            subcategory="Tables",
+            labels={"analysis": "dual vs single pilots", "type": "table"},
+        ),
     log:
         "logs/estimate_single_vs_dual.log",
     conda:
@@ -42,7 +54,13 @@ rule estimate_event_study:
     input:
         panel="results/panel/panel.parquet",
     output:
-        estimates="results/estimates/event_study.csv",
+        estimates=report(
+            "results/estimates/event_study.csv",
+            caption="../report/event_study.rst",
+            category="2 Baseline",
+            subcategory="Tables",
+            labels={"analysis": "event study", "type": "table"},
+        ),
     log:
         "logs/estimate_event_study.log",
     conda:
@@ -59,7 +77,13 @@ rule estimate_duration:
     input:
         panel="results/panel/panel.parquet",
     output:
-        estimates="results/estimates/duration.csv",
+        estimates=report(
+            "results/estimates/duration.csv",
+            caption="../report/duration.rst",
+            category="2 Baseline",
+            subcategory="Tables",
+            labels={"analysis": "duration", "type": "table"},
+        ),
     log:
         "logs/estimate_duration.log",
     conda:
@@ -77,7 +101,13 @@ rule describe_panel:
         panel="results/panel/panel.parquet",
         labels="resources/labels/terms.csv",
     output:
-        csv="results/tables/descriptives.csv",
+        csv=report(
+            "results/tables/descriptives.csv",
+            caption="../report/descriptives.rst",
+            category="1 Data",
+            subcategory="Tables",
+            labels={"analysis": "descriptive statistics", "type": "table"},
+        ),
         tex="results/tables/descriptives.tex",
         md="results/tables/descriptives.md",
     log:
@@ -116,7 +146,13 @@ rule plot_event_study:
         estimates="results/estimates/event_study.csv",
         labels="resources/labels/terms.csv",
     output:
-        png="results/figures/event_study.png",
+        png=report(
+            "results/figures/event_study.png",
+            caption="../report/event_study_figure.rst",
+            category="2 Baseline",
+            subcategory="Figures",
+            labels={"analysis": "event study", "type": "figure"},
+        ),
         pdf="results/figures/event_study.pdf",
     log:
         "logs/plot_event_study.log",
@@ -135,7 +171,13 @@ rule plot_duration:
         estimates="results/estimates/duration.csv",
         labels="resources/labels/terms.csv",
     output:
-        png="results/figures/duration.png",
+        png=report(
+            "results/figures/duration.png",
+            caption="../report/duration_figure.rst",
+            category="2 Baseline",
+            subcategory="Figures",
+            labels={"analysis": "duration", "type": "figure"},
+        ),
         pdf="results/figures/duration.pdf",
     log:
         "logs/plot_duration.log",

@@ -9,9 +9,21 @@ rule plot_maps:
         layer="resources/geo/prefectures.geojson",
         dash_line="resources/geo/nine_dash_line.geojson",
     output:
-        maps_png="results/figures/spatial_maps.png",
+        maps_png=report(
+            "results/figures/spatial_maps.png",
+            caption="../report/spatial_maps.rst",
+            category="5 Spatial pattern",
+            subcategory="Figures",
+            labels={"analysis": "LQ maps", "type": "figure"},
+        ),
         maps_pdf="results/figures/spatial_maps.pdf",
-        pilots_png="results/figures/spatial_pilot_map.png",
+        pilots_png=report(
+            "results/figures/spatial_pilot_map.png",
+            caption="../report/spatial_pilot_map.rst",
+            category="5 Spatial pattern",
+            subcategory="Figures",
+            labels={"analysis": "pilot map", "type": "figure"},
+        ),
         pilots_pdf="results/figures/spatial_pilot_map.pdf",
     log:
         "logs/plot_maps.log",
@@ -33,9 +45,21 @@ rule estimate_spatial_autocorrelation:
         layer="resources/geo/prefectures.geojson",
         dash_line="resources/geo/nine_dash_line.geojson",
     output:
-        moran="results/tables/morans_i.csv",
+        moran=report(
+            "results/tables/morans_i.csv",
+            caption="../report/morans_i.rst",
+            category="5 Spatial pattern",
+            subcategory="Tables",
+            labels={"analysis": "Moran's I", "type": "table"},
+        ),
         lisa="results/tables/lisa_clusters.csv",
-        png="results/figures/spatial_lisa.png",
+        png=report(
+            "results/figures/spatial_lisa.png",
+            caption="../report/spatial_lisa.rst",
+            category="5 Spatial pattern",
+            subcategory="Figures",
+            labels={"analysis": "LISA clusters", "type": "figure"},
+        ),
         pdf="results/figures/spatial_lisa.pdf",
     log:
         "logs/estimate_spatial_autocorrelation.log",
@@ -55,11 +79,35 @@ rule describe_regional_pattern:
     input:
         panel="results/panel/panel.parquet",
     output:
-        trends="results/tables/regional_trends.csv",
-        top="results/tables/top_cities.csv",
-        trends_png="results/figures/spatial_trends.png",
+        trends=report(
+            "results/tables/regional_trends.csv",
+            caption="../report/regional_trends.rst",
+            category="5 Spatial pattern",
+            subcategory="Tables",
+            labels={"analysis": "regional trends", "type": "table"},
+        ),
+        top=report(
+            "results/tables/top_cities.csv",
+            caption="../report/top_cities.rst",
+            category="5 Spatial pattern",
+            subcategory="Tables",
+            labels={"analysis": "top cities", "type": "table"},
+        ),
+        trends_png=report(
+            "results/figures/spatial_trends.png",
+            caption="../report/spatial_trends.rst",
+            category="5 Spatial pattern",
+            subcategory="Figures",
+            labels={"analysis": "regional trends", "type": "figure"},
+        ),
         trends_pdf="results/figures/spatial_trends.pdf",
-        densities_png="results/figures/spatial_densities.png",
+        densities_png=report(
+            "results/figures/spatial_densities.png",
+            caption="../report/spatial_densities.rst",
+            category="5 Spatial pattern",
+            subcategory="Figures",
+            labels={"analysis": "LQ densities", "type": "figure"},
+        ),
         densities_pdf="results/figures/spatial_densities.pdf",
     log:
         "logs/describe_regional_pattern.log",

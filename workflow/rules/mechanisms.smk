@@ -7,7 +7,13 @@ rule estimate_mechanisms:
     input:
         panel="results/panel/panel.parquet",
     output:
-        estimates="results/estimates/mechanisms.csv",
+        estimates=report(
+            "results/estimates/mechanisms.csv",
+            caption="../report/mechanisms.rst",
+            category="4 Mechanisms and heterogeneity",
+            subcategory="Tables",
+            labels={"analysis": "mechanisms", "type": "table"},
+        ),
     log:
         "logs/estimate_mechanisms.log",
     benchmark:
@@ -59,7 +65,13 @@ rule estimate_heterogeneity:
             shard=range(config["heterogeneity"]["shards"]),
         ),
     output:
-        estimates="results/estimates/heterogeneity.csv",
+        estimates=report(
+            "results/estimates/heterogeneity.csv",
+            caption="../report/heterogeneity.rst",
+            category="4 Mechanisms and heterogeneity",
+            subcategory="Tables",
+            labels={"analysis": "heterogeneity", "type": "table"},
+        ),
         groups="results/heterogeneity/groups.csv",
     log:
         "logs/estimate_heterogeneity.log",
@@ -77,7 +89,13 @@ rule plot_heterogeneity:
     input:
         estimates="results/estimates/heterogeneity.csv",
     output:
-        png="results/figures/heterogeneity.png",
+        png=report(
+            "results/figures/heterogeneity.png",
+            caption="../report/heterogeneity_figure.rst",
+            category="4 Mechanisms and heterogeneity",
+            subcategory="Figures",
+            labels={"analysis": "heterogeneity", "type": "figure"},
+        ),
         pdf="results/figures/heterogeneity.pdf",
     log:
         "logs/plot_heterogeneity.log",

@@ -38,7 +38,13 @@ rule summarise_treatment:
     input:
         panel="results/panel/panel.parquet",
     output:
-        csv="results/tables/treatment_summary.csv",
+        csv=report(
+            "results/tables/treatment_summary.csv",
+            caption="../report/treatment_summary.rst",
+            category="1 Data",
+            subcategory="Tables",
+            labels={"analysis": "treatment summary", "type": "table"},
+        ),
         md="results/tables/treatment_summary.md",
     log:
         "logs/summarise_treatment.log",

@@ -58,7 +58,13 @@ rule summarise_placebo:
         draws=expand("results/placebo/{kind}/draws.parquet", kind=PLACEBO_KINDS),
         baseline="results/estimates/baseline.csv",
     output:
-        summary="results/estimates/placebo_summary.csv",
+        summary=report(
+            "results/estimates/placebo_summary.csv",
+            caption="../report/placebo_summary.rst",
+            category="3 Robustness",
+            subcategory="Tables",
+            labels={"analysis": "placebo summary", "type": "table"},
+        ),
     log:
         "logs/summarise_placebo.log",
     conda:
@@ -75,7 +81,13 @@ rule plot_placebo:
         draws="results/placebo/{kind}/draws.parquet",
         baseline="results/estimates/baseline.csv",
     output:
-        png="results/figures/placebo_{kind}.png",
+        png=report(
+            "results/figures/placebo_{kind}.png",
+            caption="../report/placebo.rst",
+            category="3 Robustness",
+            subcategory="Figures",
+            labels={"analysis": "placebo: {kind}", "type": "figure"},
+        ),
         pdf="results/figures/placebo_{kind}.pdf",
     log:
         "logs/plot_placebo/{kind}.log",

@@ -8,8 +8,20 @@ rule estimate_bacon:
         panel="results/panel/panel.parquet",
     output:
         decomposition="results/estimates/bacon.csv",
-        summary="results/estimates/bacon_summary.csv",
-        png="results/figures/bacon.png",
+        summary=report(
+            "results/estimates/bacon_summary.csv",
+            caption="../report/bacon.rst",
+            category="3 Robustness",
+            subcategory="Tables",
+            labels={"analysis": "Bacon decomposition", "type": "table"},
+        ),
+        png=report(
+            "results/figures/bacon.png",
+            caption="../report/bacon_figure.rst",
+            category="3 Robustness",
+            subcategory="Figures",
+            labels={"analysis": "Bacon decomposition", "type": "figure"},
+        ),
         pdf="results/figures/bacon.pdf",
     log:
         "logs/estimate_bacon.log",
@@ -30,7 +42,13 @@ rule estimate_staggered:
     input:
         panel="results/panel/panel.parquet",
     output:
-        estimates="results/estimates/staggered.csv",
+        estimates=report(
+            "results/estimates/staggered.csv",
+            caption="../report/staggered.rst",
+            category="3 Robustness",
+            subcategory="Tables",
+            labels={"analysis": "staggered DID estimators", "type": "table"},
+        ),
     log:
         "logs/estimate_staggered.log",
     benchmark:
@@ -50,7 +68,13 @@ rule plot_staggered:
         twfe="results/estimates/event_study.csv",
         staggered="results/estimates/staggered.csv",
     output:
-        png="results/figures/event_study_estimators.png",
+        png=report(
+            "results/figures/event_study_estimators.png",
+            caption="../report/event_study_estimators.rst",
+            category="3 Robustness",
+            subcategory="Figures",
+            labels={"analysis": "event study estimators", "type": "figure"},
+        ),
         pdf="results/figures/event_study_estimators.pdf",
     log:
         "logs/plot_staggered.log",
@@ -70,10 +94,22 @@ rule estimate_honestdid:
         panel="results/panel/panel.parquet",
         event_study="results/estimates/event_study.csv",
     output:
-        estimates="results/estimates/honestdid.csv",
+        estimates=report(
+            "results/estimates/honestdid.csv",
+            caption="../report/honestdid.rst",
+            category="3 Robustness",
+            subcategory="Tables",
+            labels={"analysis": "HonestDiD", "type": "table"},
+        ),
         tex="results/tables/honestdid.tex",
         md="results/tables/honestdid.md",
-        png="results/figures/honestdid.png",
+        png=report(
+            "results/figures/honestdid.png",
+            caption="../report/honestdid_figure.rst",
+            category="3 Robustness",
+            subcategory="Figures",
+            labels={"analysis": "HonestDiD", "type": "figure"},
+        ),
         pdf="results/figures/honestdid.pdf",
     log:
         "logs/estimate_honestdid.log",
@@ -96,7 +132,13 @@ rule estimate_pilot_order:
     input:
         panel="results/panel/panel.parquet",
     output:
-        estimates="results/estimates/pilot_order.csv",
+        estimates=report(
+            "results/estimates/pilot_order.csv",
+            caption="../report/pilot_order.rst",
+            category="3 Robustness",
+            subcategory="Tables",
+            labels={"analysis": "pilot order", "type": "table"},
+        ),
     log:
         "logs/estimate_pilot_order.log",
     benchmark:
@@ -120,7 +162,13 @@ rule estimate_robustness:
         # the user's <raw_dir>/policy/ lists, if any, replace the shipped ones (as in build_panel)
         raw=raw_inputs,
     output:
-        estimates="results/estimates/robustness.csv",
+        estimates=report(
+            "results/estimates/robustness.csv",
+            caption="../report/robustness.rst",
+            category="3 Robustness",
+            subcategory="Tables",
+            labels={"analysis": "robustness grid", "type": "table"},
+        ),
         specs="results/estimates/robustness_specs.csv",
         tex="results/tables/robustness.tex",
         md="results/tables/robustness.md",
