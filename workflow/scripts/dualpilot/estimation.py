@@ -33,15 +33,15 @@ import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-import pyfixest as pf
 import scipy.linalg
-from pyfixest.estimation import demean as _demean
-from pyfixest.estimation.models.feols_ import Feols
 from scipy import stats
+
+if TYPE_CHECKING:  # pyfixest is imported where a model is fitted: its import costs ~1 s of CPU
+    from pyfixest.estimation.models.feols_ import Feols
 
 from dualpilot.errors import SpecificationError
 from dualpilot.tidy import TIDY_COLUMNS
@@ -256,6 +256,9 @@ def _vcov_label(spec: Spec, n_clusters: int | None, df_k: int, df_t: int) -> str
 
 def _run_pyfixest(design: pd.DataFrame, fml: str, spec: Spec, fixef_tol: float) -> Feols:
     """Call pf.feols, re-emitting its warnings except pandas deprecations and the singleton notice."""
+    import pyfixest as pf
+    from pyfixest.estimation.models.feols_ import Feols
+
     vcov: str | dict[str, str] = {"CRV1": "_c"} if spec.vcov == "cluster" else spec.vcov
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -657,6 +660,8 @@ def _bootstrap_design(fit: Fit) -> tuple[np.ndarray, np.ndarray, list[str]]:
         extra = np.hstack(dummies) if dummies else np.zeros((len(d), 0))
         stacked = np.column_stack([y, x, extra])
         flist = np.column_stack(nested).astype(np.uint64)
+        from pyfixest.estimation import demean as _demean
+
         demeaned, ok = _demean(stacked, flist, np.ones(len(d)), tol=1e-12, maxiter=100_000)
         if not ok:
             raise EstimationError("partialling out the nested fixed effects did not converge")

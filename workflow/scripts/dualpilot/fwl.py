@@ -127,19 +127,25 @@ class TwoWayPartialler:
         self.controls = x
         self.n_units = int(self.unit_codes.max()) + 1
         self.n_periods = int(self.time_codes.max()) + 1
-        dummies = np.zeros((n, self.n_periods - 1))
+        # F is built in place in one n x p array, without n x p temporaries (they made the peak
+        # memory of the placebo engine's setup on large panels).
+        q = self.n_periods - 1
+        f = np.zeros((n, q + x.shape[1]))
         later = self.time_codes > 0
-        dummies[np.flatnonzero(later), self.time_codes[later] - 1] = 1.0
-        raw = np.hstack([dummies, x])
+        f[np.flatnonzero(later), self.time_codes[later] - 1] = 1.0
+        f[:, q:] = x
         names = np.asarray(
             [f"time dummy {t}" for t in range(1, self.n_periods)]
             + [str(c) for c in (self.control_names or [f"control {j}" for j in range(x.shape[1])])],
             dtype=object,
         )
         # Reference scale of each column: its variance around its mean (times n).
-        ref = ((raw - raw.mean(axis=0)) ** 2).sum(axis=0)
-        f = within(raw, self.unit_codes, self.n_units)
-        norms = np.sqrt((f * f).sum(axis=0))
+        ref = np.array([np.square(col - col.mean()).sum() for col in f.T])
+        counts = np.bincount(self.unit_codes, minlength=self.n_units).astype(np.float64)
+        means = group_sums(f, self.unit_codes, self.n_units) / counts[:, None]
+        for j in range(f.shape[1]):  # M_U in place, one column at a time
+            f[:, j] -= means[self.unit_codes, j]
+        norms = np.sqrt(np.einsum("ij,ij->j", f, f))
         absorbed = norms**2 <= COLLIN_TOL * ref
         if absorbed.any():
             raise ValueError(
@@ -147,7 +153,8 @@ class TwoWayPartialler:
                 + ", ".join(names[absorbed])
             )
         self.scale = norms
-        self.F = f / norms
+        f /= norms
+        self.F = f
         try:
             self.chol = linalg.cholesky(self.F.T @ self.F, lower=True)
         except linalg.LinAlgError as err:

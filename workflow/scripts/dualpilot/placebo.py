@@ -415,7 +415,7 @@ class PlaceboEngine:
         self.sample_index = panel.index[rows]
         """Index labels of the panel rows in the estimation sample."""
 
-        sample = panel.iloc[rows]
+        sample = panel[list(dict.fromkeys([unit, time, cluster]))].iloc[rows]
         ucodes, self.units = factorize(sample[unit], unit)
         tcodes, periods = factorize(sample[time], time)
         self.periods = np.asarray(periods, dtype=np.float64)
@@ -452,11 +452,11 @@ class PlaceboEngine:
         self.df_t = self.n_clusters - 1
 
         x = values.to_numpy(dtype=np.float64)[rows]
-        self._fwl = TwoWayPartialler(ucodes, tcodes, x[:, 1:], controls)
-        f = self._fwl.F
+        fwl = TwoWayPartialler(ucodes, tcodes, x[:, 1:], controls)
+        f = fwl.F
         p = f.shape[1]
         self.n_partialled = p
-        self.y_tilde = self._fwl.partial(x[:, 0])
+        self.y_tilde = fwl.partial(x[:, 0])
         """P y: the outcome residualised on the fixed effects and controls (estimation-sample order)."""
 
         # Unit x period grids (zeros where a unit is not observed) and their suffix sums over periods:
@@ -480,13 +480,15 @@ class PlaceboEngine:
         self._sc = suffix(self._obs).ravel()
         self._sy = suffix(grid_y).ravel()
         self._sx = np.ascontiguousarray(
-            suffix(grid(self._fwl.within_controls)).reshape(n_units * (n_periods + 1), -1).T
+            suffix(grid(fwl.within_controls)).reshape(n_units * (n_periods + 1), -1).T
         )  # k x N(T+1)
         self._unit_offset = (n_periods + 1) * np.arange(n_units)
-        self._r = np.einsum("itp,it->ip", grid(f), grid_y)  # R_i, N x p
+        self._r = np.column_stack(  # R_i, N x p, one column at a time (no n x p temporary)
+            [np.bincount(ucodes, f[:, j] * self.y_tilde, minlength=n_units) for j in range(p)]
+        )
         # For theta' Q_i theta (see `_quadratic`): per unit, M_U X on the period grid (T*k values,
         # period-major) followed by sum_t xw_it xw_it' packed (upper triangle, off-diagonal x2).
-        grid_xw = grid(self._fwl.within_controls)  # N x T x k
+        grid_xw = grid(fwl.within_controls)  # N x T x k
         self._xu, self._xv = np.triu_indices(len(controls))
         xx = np.einsum("itj,itl->ijl", grid_xw, grid_xw)
         xx_packed = xx[:, self._xu, self._xv] * np.where(self._xu == self._xv, 1.0, 2.0)
@@ -494,7 +496,10 @@ class PlaceboEngine:
         self._incomplete = np.flatnonzero(self._n_i < n_periods)
         self._missing = self._obs[self._incomplete] == 0  # |I| x T
         self._missing_f = self._missing.astype(np.float64)
-        self._gram_inv = self._fwl.solve(np.eye(p))  # (F'F)^{-1}
+        self._gram_inv = fwl.solve(np.eye(p))  # (F'F)^{-1}
+        # Per draw only these are needed: F itself (n x p, the largest table) is not kept.
+        self._scale, self._n_time_columns = fwl.scale, fwl.n_time_columns
+        del fwl, f
 
         n_inc = self._incomplete.size
         self.bytes_per_draw = (
@@ -533,7 +538,7 @@ class PlaceboEngine:
         Layout: draws x units. phi = theta / scale are the coefficients on the unscaled partialled
         columns M_U [time dummies, X]; phibar_t (period t) is the time-dummy part (phibar_0 = 0).
         """
-        n_periods, q, inc = self.n_periods, self._fwl.n_time_columns, self._incomplete
+        n_periods, q, inc = self.n_periods, self._n_time_columns, self._incomplete
         kidx = self.start_index(starts)  # m x N
         m = kidx.shape[0]
         flat = kidx + self._unit_offset
@@ -559,8 +564,8 @@ class PlaceboEngine:
         sx = [np.take(col, flat) for col in self._sx]  # k arrays m x N
         for j, g in enumerate(sx):
             zd[:, q + j] = g.sum(axis=1)
-        theta = np.einsum("pq,mq->pm", self._gram_inv, zd / self._fwl.scale)  # p x m
-        phi = theta / self._fwl.scale[:, None]
+        theta = np.einsum("pq,mq->pm", self._gram_inv, zd / self._scale)  # p x m
+        phi = theta / self._scale[:, None]
         # sum_{t in S_i} f_it' theta = sum_{t in S_i} phibar_t - c_i/n_i sum_{t in O_i} phibar_t
         #                              + SX_i(start_i)' phi_X
         phibar = np.zeros((m, n_periods))

@@ -17,6 +17,7 @@ Every script in workflow/scripts/ ends with
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -123,3 +124,6 @@ def run(main: Callable[[Any, Any, Any], None], namespace: dict[str, Any]) -> Non
         log.error("%s", err)
         print(f"\nERROR: {err}\n", file=sys.stderr)
         sys.exit(1)
+    # Move every object to the collector's permanent generation, so that the interpreter's exit skips
+    # a last collection over everything pyfixest, scipy and matplotlib imported (~0.3 s CPU a job).
+    gc.freeze()
