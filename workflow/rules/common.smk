@@ -8,9 +8,8 @@ from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
 
-# Jobs run side by side on few cores: one BLAS thread per job unless a rule asks for more threads.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# BLAS threads: Snakemake sets OMP/OPENBLAS/MKL_NUM_THREADS to each job's `threads` (1 unless a rule asks
+# for more), so jobs running side by side do not oversubscribe the cores (checked by bench/full_rebuild.py).
 
 # Analyses of the baseline stage, each written to results/estimates/<analysis>.csv by its own rule.
 BASELINE_ANALYSES = ["baseline", "single_vs_dual", "event_study", "duration"]
