@@ -38,6 +38,7 @@ How the data are generated (all draws from `numpy.random.default_rng(seed)`):
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -257,3 +258,12 @@ def panel(_default_panel: pd.DataFrame) -> pd.DataFrame:
 def baseline_controls() -> list[str]:
     """Names of the six baseline controls."""
     return list(BASELINE_CONTROLS)
+
+
+@pytest.fixture(scope="session")
+def pristine_demo_raw(tmp_path_factory) -> Path:
+    """The demo extracts of the default configuration, written once per session (do not modify: copy
+    them with `demo_mutations.mutable_copy` first)."""
+    from demo_mutations import write_demo_raw
+
+    return write_demo_raw(tmp_path_factory.mktemp("demo") / "raw")
