@@ -441,7 +441,9 @@ def test_bootstrap_equals_pyfixest_wildboottest(data, weights_type):
         ref = pf.feols(
             "lq ~ dual_post + " + " + ".join(small) + " | cid + year", data=df, vcov={"CRV1": "cid"}
         ).wildboottest(reps=499, param="dual_post", seed=42, weights_type=weights_type)
-    assert ours.p_value == pytest.approx(float(ref["Pr(>|t|)"]), abs=1e-12)
+    # pyfixest reports the share #{|t*| > |t|} / B; ours adds the observed t: (1 + #) / (1 + B)
+    n_extreme = round(float(ref["Pr(>|t|)"]) * 499)
+    assert ours.p_value == pytest.approx((1 + n_extreme) / (1 + 499), abs=1e-12)
     assert ours.reps == 499 and not ours.full_enumeration
     assert ours.t_stat == pytest.approx(fit.coef["dual_post"] / fit.se["dual_post"])
 
@@ -507,6 +509,14 @@ def test_bootstrap_is_reproducible_and_seed_dependent(make_panel):
     assert row["term"] == "wildboot: dual_post" and row["p_value"] == a.p_value
     assert row["estimate"] == fit.coef["dual_post"] and np.isnan(row["std_error"])
     assert "webb weights, 199 draws, seed 7" in row["vcov"]
+
+
+def test_bootstrap_p_value_is_never_zero(make_panel):
+    """A planted effect far beyond every bootstrap draw: p = 1 / (1 + B), not 0."""
+    data = make_panel(dual_effect=0.5, noise_sd=0.02, seed=3)
+    fit = est.fit(data, outcome="lq", terms=["dual_post"], controls=CONTROLS[:1])
+    boot = est.wild_bootstrap(fit, "dual_post", reps=999, seed=1, weights_type="webb")
+    assert boot.p_value == pytest.approx(1 / 1000)
 
 
 def test_bootstrap_province_clusters_with_nested_province_year(make_panel):

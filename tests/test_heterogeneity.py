@@ -233,24 +233,31 @@ def test_bdiff_draws_seeded_and_shard_invariant(panel60: pd.DataFrame) -> None:
         het.bdiff_draws(panel60, "region", range(2), 4, pair=("west", "east"))
 
 
-def _bdiff_ado(d0: float, gaps: np.ndarray) -> float:
-    """bdiff.ado v1.04: count if diff >= diff0; p = count/reps; if p > 0.5, p = 1 - p."""
-    p = sum(1 for g in gaps if g >= d0) / len(gaps)
-    return 1 - p if p > 0.5 else p
+def _bdiff_plus_one(d0: float, gaps: np.ndarray) -> float:
+    """Reference, written out: bdiff.ado v1.04 takes count(diff >= diff0) / reps and 1 - that when above
+    0.5 (one-sided in the direction of the gap); with the +1 rule each side is (1 + count) / (1 + reps)
+    and the direction is the side with the smaller count."""
+    above = sum(1 for g in gaps if g >= d0)
+    below = sum(1 for g in gaps if g <= d0)
+    return (1 + min(above, below)) / (1 + len(gaps))
 
 
 def test_bdiff_pvalue_formula() -> None:
+    """(1 + #extreme) / (1 + N), checked by hand on ten gaps and against a loop on random ones."""
     gaps = np.array([-0.3, -0.1, 0.0, 0.05, 0.2, 0.4, 0.1, -0.2, 0.25, 0.3])
-    assert het.bdiff_pvalue(0.25, gaps) == pytest.approx(0.3)  # 0.25, 0.3, 0.4
-    assert het.bdiff_pvalue(-0.2, gaps) == pytest.approx(0.1)  # 9/10 >= -0.2 -> 1 - 0.9
-    assert het.bdiff_pvalue(0.25, gaps, alternative="two-sided") == pytest.approx(0.4)
-    assert het.bdiff_pvalue(0.25, gaps, alternative="greater") == pytest.approx(0.3)
-    assert het.bdiff_pvalue(0.25, gaps, alternative="less") == pytest.approx(0.8)
+    assert het.bdiff_pvalue(0.25, gaps) == pytest.approx(4 / 11)  # 0.25, 0.3, 0.4 (+1)
+    assert het.bdiff_pvalue(-0.2, gaps) == pytest.approx(3 / 11)  # -0.3, -0.2 (+1)
+    assert het.bdiff_pvalue(0.25, gaps, alternative="two-sided") == pytest.approx(5 / 11)
+    assert het.bdiff_pvalue(0.25, gaps, alternative="greater") == pytest.approx(4 / 11)
+    assert het.bdiff_pvalue(0.25, gaps, alternative="less") == pytest.approx(9 / 11)
+    # a gap beyond every draw: 1 / (1 + N), never 0
+    assert het.bdiff_pvalue(9.0, gaps) == pytest.approx(1 / 11)
+    assert het.bdiff_pvalue(9.0, gaps, alternative="two-sided") == pytest.approx(1 / 11)
     rng = np.random.default_rng(1)
     for _ in range(50):
         g = rng.normal(size=int(rng.integers(1, 40)))
         d0 = float(rng.normal())
-        assert het.bdiff_pvalue(d0, g) == pytest.approx(_bdiff_ado(d0, g))
+        assert het.bdiff_pvalue(d0, g) == pytest.approx(_bdiff_plus_one(d0, g))
         assert het.bdiff_pvalue(d0, pd.DataFrame({"gap": g})) == het.bdiff_pvalue(d0, g)
     with pytest.raises(ValueError):
         het.bdiff_pvalue(0.1, [])

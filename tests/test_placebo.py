@@ -333,6 +333,9 @@ def test_time_placebo_drops_treated_rows_and_matches_pyfixest(balanced):
         fit = _pyfixest(pre, (starts - row.shift).to_dict(), CONTROLS)
         assert row.estimate == pytest.approx(fit.coef()["D"], abs=TOL)
         assert row.std_error == pytest.approx(fit.se()["D"], rel=TOL)
+        # each shift's own 95 % interval, as fixest reports it (t with G - 1 df)
+        ci = fit.confint().loc["D"].to_numpy()
+        assert (row.conf_low, row.conf_high) == pytest.approx(tuple(ci), rel=1e-6)
     assert list(res["shift"]) == [2, 3]
 
 
@@ -395,7 +398,19 @@ def test_summarise_by_hand():
     s = summarise(draws, 0.2)
     assert s["mean"] == pytest.approx(0.06)
     assert s["sd"] == pytest.approx(np.std([-0.3, -0.1, 0.0, 0.2, 0.5], ddof=1))
-    assert s["p_two_sided"] == pytest.approx(3 / 5)  # |-0.3|, |0.2|, |0.5| >= 0.2
-    assert s["p_left"] == pytest.approx(4 / 5)
-    assert s["p_right"] == pytest.approx(2 / 5)
+    # (1 + #extreme) / (1 + B), B = 5
+    assert s["p_two_sided"] == pytest.approx(4 / 6)  # |-0.3|, |0.2|, |0.5| >= 0.2
+    assert s["p_left"] == pytest.approx(5 / 6)
+    assert s["p_right"] == pytest.approx(3 / 6)
     assert s["share_p_below_0.05"] == pytest.approx(2 / 5)
+    # a true estimate beyond every draw: 1 / (1 + B), never 0
+    assert summarise(draws, 9.0)["p_two_sided"] == pytest.approx(1 / 6)
+    assert summarise(draws, 9.0)["p_right"] == pytest.approx(1 / 6)
+
+
+def test_summarise_gives_the_time_placebo_no_p_value():
+    """Five shifts are five estimates, not a randomisation distribution: no p-value is computed."""
+    draws = pd.DataFrame({"estimate": [0.01, 0.02, 0.0, 0.01, 0.03], "shift": [1, 2, 3, 4, 5]})
+    s = summarise(draws, 0.2)
+    assert np.isnan(s["p_two_sided"]) and np.isnan(s["p_left"]) and np.isnan(s["p_right"])
+    assert s["n_draws"] == 5 and s["mean"] == pytest.approx(0.014)

@@ -43,6 +43,7 @@ from scipy import stats
 if TYPE_CHECKING:  # pyfixest is imported where a model is fitted: its import costs ~1 s of CPU
     from pyfixest.estimation.models.feols_ import Feols
 
+from dualpilot import resampling
 from dualpilot.errors import SpecificationError
 from dualpilot.tidy import TIDY_COLUMNS
 
@@ -608,7 +609,8 @@ class WildBootstrap:
     """The fit's own t statistic (coefficient / CRV1 SE). The package's t differs from it only by the
     scalar small-sample factor, which cancels in the bootstrap p-value."""
     p_value: float
-    """Share of bootstrap draws with |t*| > |t| (two-tailed, symmetric)."""
+    """(1 + #{|t*| >= |t|}) / (1 + B), two-tailed (`dualpilot.resampling`); #{|t*| >= |t|} / 2^G under
+    full enumeration, where the observed t is one of the draws. Never 0."""
     reps: int
     """Number of bootstrap draws used (2^G under full enumeration)."""
     weights_type: str
@@ -717,17 +719,22 @@ def wild_bootstrap(
     boot.get_tboot()
     boot.get_vcov()
     boot.get_tstat()
-    boot.get_pvalue(pval_type="two-tailed")
+    # p by the +1 rule of dualpilot.resampling: (1 + #{|t*| >= |t|}) / (1 + B); under full
+    # enumeration the identity sign vector is one of the 2^G draws, so the exact share is used.
+    t_boot = np.asarray(boot.t_boot, dtype=float).ravel()
+    n_extreme = resampling.count_at_least(t_boot, float(np.ravel(boot.t_stat)[0]))
+    full = bool(boot.full_enumeration)
+    p_value = resampling.resampled_pvalue(n_extreme, t_boot.size, exact=full)
     return WildBootstrap(
         term=term,
         t_stat=float(fit.coef[term] / fit.se[term]),
-        p_value=float(boot.pvalue),
+        p_value=p_value,
         reps=int(boot.B),
         weights_type=weights_type,
         seed=seed,
         cluster=fit.spec.cluster,
         impose_null=impose_null,
-        full_enumeration=bool(boot.full_enumeration),
+        full_enumeration=full,
     )
 
 

@@ -24,9 +24,11 @@ For each dimension (`heterogeneity`):
 3. a Fisher permutation test of every between-group gap d = b_a - b_b of the split-sample coefficients,
    with the semantics of Stata's ``bdiff`` (Lian Yujun 连玉君, v1.04; 连玉君 & 廖俊平 2017) for panel
    models: the group labels are permuted ACROSS CITIES (a city keeps one label for all its years, and the
-   number of cities per group is kept), both subsamples are re-estimated, and bdiff's empirical p-value is
-   p = #{d* >= d} / N, replaced by 1 - p when above 0.5 (a one-sided p-value in the direction of the
-   observed gap; no +1 correction). The two-sided share #{|d*| >= |d|} / N is reported alongside
+   number of cities per group is kept), both subsamples are re-estimated, and the empirical p-value is
+   one-sided in the direction of the observed gap, as bdiff's (#{d* >= d} / N, 1 - that when above
+   0.5), but with the +1 rule of `dualpilot.resampling`: p = (1 + #{d* at least as far out as d on
+   its side}) / (1 + N), so it is never 0 (bdiff itself has no +1 correction). The two-sided
+   (1 + #{|d*| >= |d|}) / (1 + N) is reported alongside
    (`bdiff_pvalue(..., alternative="two-sided")`). For three groups each pair is tested on its own, on
    the cities of the two groups (as bdiff run on that subsample), gap = first minus second in the listed
    order. Rows: model "<dimension>: bdiff <a> vs <b>", terms ``bdiff: <a> - <b>`` (estimate = the
@@ -53,6 +55,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dualpilot import estimation as est
+from dualpilot import resampling
 from dualpilot.estimation import EstimationError
 from dualpilot.mechanisms import Engine, TwfeDesign
 
@@ -593,30 +596,24 @@ def bdiff_pvalue(
     alternative: Alternative = "bdiff",
 ) -> float:
     """Empirical p-value of an observed gap against its permutation draws (a frame with column `gap`
-    or the gaps themselves).
+    or the gaps themselves), by the +1 rule of `dualpilot.resampling`: (1 + #extreme) / (1 + N).
 
-    - "bdiff" (default, Stata bdiff v1.04): p = #{d* >= d} / N; if p > 0.5 then 1 - p (one-sided, in
-      the direction of the observed gap);
-    - "two-sided": #{|d*| >= |d|} / N;
-    - "greater": #{d* >= d} / N; "less": #{d* <= d} / N.
-    No +1 correction, as in bdiff.
+    - "bdiff" (default): one-sided in the direction of the observed gap, as Stata bdiff v1.04 (which
+      takes #{d* >= d} / N and 1 - that when above 0.5): the smaller of the "greater" and "less" values;
+    - "two-sided": extreme means |d*| >= |d|;
+    - "greater": d* >= d; "less": d* <= d.
     """
     gaps = np.asarray(draws["gap"] if isinstance(draws, pd.DataFrame) else draws, dtype=float)
-    if gaps.ndim != 1 or gaps.size == 0 or not np.isfinite(gaps).all():
-        raise ValueError("need at least one finite permutation gap")
-    if not np.isfinite(observed_gap):
-        raise ValueError(f"observed gap must be finite, got {observed_gap}")
-    n = gaps.size
+    if gaps.ndim != 1:
+        raise ValueError("need a one-dimensional set of permutation gaps")
     if alternative == "bdiff":
-        p = np.sum(gaps >= observed_gap) / n
-        return float(1 - p if p > 0.5 else p)
-    if alternative == "two-sided":
-        return float(np.sum(np.abs(gaps) >= abs(observed_gap)) / n)
-    if alternative == "greater":
-        return float(np.sum(gaps >= observed_gap) / n)
-    if alternative == "less":
-        return float(np.sum(gaps <= observed_gap) / n)
-    raise ValueError(f"unknown alternative {alternative!r}")
+        return min(
+            resampling.permutation_pvalue(gaps, observed_gap, side="greater"),
+            resampling.permutation_pvalue(gaps, observed_gap, side="less"),
+        )
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(f"unknown alternative {alternative!r}")
+    return resampling.permutation_pvalue(gaps, observed_gap, side=alternative)
 
 
 def bdiff_rows(
@@ -638,8 +635,8 @@ def bdiff_rows(
         + (", within ever-treated and never-treated cities" if stratify_treated else "")
         + f"), both groups re-estimated, {n} draws"
         + (f", seed {seed}" if seed is not None else "")
-        + "; 'bdiff': p = #(d* >= d)/N, 1 - p if above 0.5 (one-sided); "
-        "'bdiff (two-sided)': #(|d*| >= |d|)/N"
+        + "; 'bdiff': one-sided in the direction of the gap, p = (1 + #(d* beyond d))/(1 + N); "
+        "'bdiff (two-sided)': (1 + #(|d*| >= |d|))/(1 + N)"
     )
     base = {
         "model": bdiff_model(dim.name, pair),

@@ -58,6 +58,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import sparse, stats
 
+from dualpilot import resampling
 from dualpilot.fwl import FloatArray, TwoWayPartialler, factorize, singleton_mask
 
 log = logging.getLogger(__name__)
@@ -715,7 +716,8 @@ def run_shard(
     size), so each draw is computed with exactly the same arithmetic whatever the sharding: the
     gathered result is bitwise identical for any `n_shards` (same machine and numpy build).
 
-    Returns `PlaceboEngine.estimate`'s columns plus ``kind`` (and ``shift`` for kind ``time``).
+    Returns `PlaceboEngine.estimate`'s columns plus ``kind`` (and, for kind ``time``, ``shift`` and
+    the 95 % interval ``conf_low``, ``conf_high``).
     """
     if kind not in KIND_ID:
         raise ValueError(f"unknown placebo kind {kind!r}; known: {list(KINDS)}")
@@ -755,7 +757,11 @@ def run_shard(
     )
     out.insert(0, "kind", kind)
     if kind == "time":
+        # one estimate per shift, read with its own 95 % interval (t with the engine's G-1 df)
         out["shift"] = np.asarray(opts.shifts, dtype=np.int64)[out["draw"].to_numpy()]
+        q = stats.t.ppf(0.975, engine.df_t)
+        out["conf_low"] = out["estimate"] - q * out["std_error"]
+        out["conf_high"] = out["estimate"] + q * out["std_error"]
     return out.reset_index(drop=True)
 
 
@@ -791,22 +797,30 @@ def gather(frames: Sequence[pd.DataFrame], n_draws: int | None = None) -> pd.Dat
 def summarise(draws: pd.DataFrame, true_estimate: float) -> dict[str, float]:
     """Placebo distribution against the true estimate (didplacebo's three p-values).
 
-    p_two_sided = share of |placebo| >= |true|; p_left = share placebo <= true; p_right = share
-    placebo >= true. Also the placebo mean, sd (ddof=1) and the share of draws significant at 5%.
+    p-values follow `resampling.resampled_pvalue`, (1 + #extreme) / (1 + B): p_two_sided counts
+    |placebo| >= |true|, p_left placebo <= true, p_right placebo >= true. Also the placebo mean, sd
+    (ddof=1) and the share of draws significant at 5%. The deterministic time placebo (draws with a
+    ``shift`` column: one estimate per shift, not a random distribution) gets no p-values (NaN): it is
+    read shift by shift, each estimate with its own interval (`plots.placebo_shift_figure`).
     """
     b = draws["estimate"].to_numpy(dtype=np.float64)
     if b.size == 0 or not np.all(np.isfinite(b)):
         raise ValueError("summarise: need at least one draw and finite estimates")
     if not np.isfinite(true_estimate):
         raise ValueError(f"summarise: true_estimate must be finite, got {true_estimate}")
+    random = "shift" not in draws.columns
+
+    def p(side: str) -> float:
+        return resampling.permutation_pvalue(b, true_estimate, side=side) if random else math.nan
+
     out = {
         "n_draws": float(b.size),
         "true_estimate": float(true_estimate),
         "mean": float(b.mean()),
         "sd": float(b.std(ddof=1)) if b.size > 1 else float("nan"),
-        "p_two_sided": float(np.mean(np.abs(b) >= abs(true_estimate))),
-        "p_left": float(np.mean(b <= true_estimate)),
-        "p_right": float(np.mean(b >= true_estimate)),
+        "p_two_sided": p("two-sided"),
+        "p_left": p("less"),
+        "p_right": p("greater"),
     }
     if "p_value" in draws:
         out["share_p_below_0.05"] = float(np.mean(draws["p_value"].to_numpy() < 0.05))

@@ -1,0 +1,58 @@
+"""The one convention for p-values from resampling (permutations, placebo draws, bootstraps).
+
+A p-value estimated from B random draws counts the observed statistic as one of the draws:
+
+    p = (1 + #{draws at least as extreme as the observed statistic}) / (1 + B)
+
+(Davison & Hinkley 1997, eq. 4.11; Phipson & Smyth 2010). It is never 0: with B = 999 the smallest
+attainable value is 0.001, and tables print values below 0.001 as "< 0.001" (`tables.format_p`). Under
+full enumeration of a finite randomisation distribution (e.g. every Rademacher sign vector of a wild
+cluster bootstrap with few clusters) the observed statistic is already one of the B draws and the exact
+share #{extreme} / B is used instead (`exact=True`).
+
+Romano-Wolf (`mechanisms.romano_wolf`) and the spatial pseudo p-values (`spatial`) follow the same rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+
+def resampled_pvalue(n_extreme: int, n_draws: int, *, exact: bool = False) -> float:
+    """(1 + n_extreme) / (1 + n_draws), or n_extreme / n_draws when `exact` (full enumeration).
+
+    Raises ValueError unless 0 <= n_extreme <= n_draws and n_draws >= 1 (and, when `exact`,
+    n_extreme >= 1: the observed statistic is one of the enumerated draws).
+    """
+    n_extreme, n_draws = int(n_extreme), int(n_draws)
+    if n_draws < 1 or not 0 <= n_extreme <= n_draws:
+        raise ValueError(f"need 0 <= n_extreme <= n_draws and n_draws >= 1, got {n_extreme}, {n_draws}")
+    if exact:
+        if n_extreme < 1:
+            raise ValueError("under full enumeration the observed statistic is one of the draws")
+        return n_extreme / n_draws
+    return (1 + n_extreme) / (1 + n_draws)
+
+
+def count_at_least(draws: ArrayLike, observed: float, *, side: str = "two-sided") -> int:
+    """Number of `draws` at least as extreme as `observed`: |d| >= |observed| ("two-sided"),
+    d >= observed ("greater") or d <= observed ("less")."""
+    d = np.asarray(draws, dtype=float)
+    if side == "two-sided":
+        return int(np.sum(np.abs(d) >= abs(observed)))
+    if side == "greater":
+        return int(np.sum(d >= observed))
+    if side == "less":
+        return int(np.sum(d <= observed))
+    raise ValueError(f"side must be 'two-sided', 'greater' or 'less', got {side!r}")
+
+
+def permutation_pvalue(draws: ArrayLike, observed: float, *, side: str = "two-sided") -> float:
+    """`resampled_pvalue` of `observed` against finite random `draws` (see `count_at_least`)."""
+    d = np.asarray(draws, dtype=float)
+    if d.ndim != 1 or d.size == 0 or not np.isfinite(d).all():
+        raise ValueError("need at least one finite draw")
+    if not np.isfinite(observed):
+        raise ValueError(f"the observed statistic must be finite, got {observed}")
+    return resampled_pvalue(count_at_least(d, observed, side=side), d.size)
