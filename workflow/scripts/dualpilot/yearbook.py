@@ -28,6 +28,7 @@ import csv
 import io
 import logging
 import math
+import os
 import re
 import unicodedata
 from collections import defaultdict
@@ -328,11 +329,38 @@ def load_aliases(path: str | Path) -> HeaderAliases:
 _NUMBER = re.compile(r"[+-]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
+#: Footnote signs printed after a number (`5.13*`, `12†`). Besides these, every character of Unicode category
+#: No (a numeric character that is not a plain digit: superscripts `¹²³`, subscripts, circled `①`-`⑳`,
+#: parenthesised `⑴`, `❶`, fractions) is a footnote marker: NFKC would turn `5.13①` into 5.131.
+FOOTNOTE_SIGNS = frozenset("*＊†‡#＃§※")
+
+
+def _is_footnote_char(char: str) -> bool:
+    return char in FOOTNOTE_SIGNS or unicodedata.category(char) == "No"
+
+
+def footnote_marker(value: object) -> str | None:
+    """The footnote marker that ends a text cell holding a number (`'①'` for `5.13①`, `'²'` for `5.13²`,
+    `'*'` for `5.13*`), or None. Such a cell is never a number: `parse_number` returns None for it."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    end = len(text)
+    while end and _is_footnote_char(text[end - 1]):
+        end -= 1
+    if end == len(text) or end == 0:
+        return None
+    number = parse_number(text[:end])
+    return text[end:] if number is not None and not math.isnan(number) else None
+
+
 def parse_number(value: object) -> float | None:
     """A cell as a number: NaN for a missing marker, None when it is neither a number nor missing.
 
     Accepted: numbers of an XLSX cell; text such as `1234`, `1,234.5`, `-3`, `1.2E+05`, full-width digits
-    and separators (NFKC); the minus sign U+2212.
+    and separators (NFKC); the minus sign U+2212. A text holding a footnote marker (`FOOTNOTE_SIGNS` or a
+    character of Unicode category No such as `①` or `²`) is not a number: it is checked before NFKC, which
+    would turn the marker into a digit.
     """
     if value is None:
         return math.nan
@@ -343,7 +371,7 @@ def parse_number(value: object) -> float | None:
     text = _nfkc(str(value)).strip().replace("\u2212", "-")
     if text.casefold() in _MISSING:
         return math.nan
-    if not _NUMBER.fullmatch(text):
+    if any(unicodedata.category(c) == "No" for c in str(value)) or not _NUMBER.fullmatch(text):
         return None
     return float(text.replace(",", ""))
 
@@ -387,11 +415,122 @@ class UnreadableFile(Exception):
         super().__init__(str(problem))
 
 
+#: How many cell addresses or line numbers one message lists at most (the rest are counted), so that a
+#: message stays short however many rows share a defect.
+SHOWN_AT_MOST = 10
+
+
+def _shown(items: Sequence[str]) -> str:
+    """`items` joined by commas, at most `SHOWN_AT_MOST` of them, then "and N more"."""
+    text = ", ".join(items[:SHOWN_AT_MOST])
+    if len(items) > SHOWN_AT_MOST:
+        text += f" and {len(items) - SHOWN_AT_MOST:,} more"
+    return text
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _line_of(text: str, position: int) -> int:
+    """The line (1-based; CR, LF and CRLF each end a line) holding character `position` of `text`."""
+    return len(_LINE_BREAK.findall(text, 0, position)) + 1
+
+
+def parse_csv(text: str, file: str) -> list[list[object]]:
+    """The records of a decoded CSV text, parsed strictly; UnreadableFile naming the line for a NUL
+    character, a quote `"` opened and never closed (whether the file ends first or a cell outgrows the csv
+    module's limit of 131,072 characters), or a quote closing a cell that is not followed by a comma or
+    the end of the line. Quoted cells may hold line breaks (a header typed on two lines); `read_table`
+    rejects them below the header."""
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = _line_of(text, nul)
+        raise UnreadableFile(
+            Problem(
+                file,
+                f"{text.count(chr(0)):,} NUL character(s), the first on line {line}: not a plain-text "
+                "CSV (a damaged copy, or a UTF-16 file?); save it again as CSV UTF-8",
+                line,
+            )
+        )
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[list[object]] = []
+    while True:
+        start = reader.line_num + 1  # the line the next record starts on
+        try:
+            row = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as exc:
+            if "field larger than field limit" in str(exc) or "unexpected end of data" in str(exc):
+                what = (
+                    "the file ends"
+                    if "unexpected end" in str(exc)
+                    else f"the cell grows past {csv.field_size_limit():,} characters"
+                )
+                msg = (
+                    f'unbalanced quote: a cell of the row starting on line {start} opens a quote (") '
+                    f'that is never closed, so {what} inside it; remove the stray " or close it'
+                )
+                line = start
+            else:
+                line = reader.line_num
+                msg = (
+                    f'malformed quoting on line {line} ({exc}): a quoted cell must end with " right '
+                    'before a comma or the end of the line; a quote inside a quoted cell is written ""'
+                )
+            raise UnreadableFile(Problem(file, msg, line)) from exc
+        rows.append(row)
+
+
+def _check_formulas(path: Path, sheet: str, rows: Sequence[Sequence[object]]) -> None:
+    """UnreadableFile if cells of the first sheet hold a formula without a saved result.
+
+    openpyxl reads the result Excel saves with a formula; a program that writes formulas without computing
+    them (a script, some exporters) leaves none, and the cell would read as empty. `rows` are the values
+    read with data_only=True; only cells empty there are looked up in the formulas."""
+    if not any(c is None for row in rows for c in row):
+        return
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    cells: list[str] = []
+    try:
+        for i, (values, formulas) in enumerate(
+            zip(rows, wb.worksheets[0].iter_rows(values_only=True), strict=False)
+        ):
+            for j, formula in enumerate(formulas):
+                empty = j >= len(values) or values[j] is None
+                if (
+                    empty
+                    and formula is not None
+                    and not (isinstance(formula, str) and not formula.startswith("="))
+                ):
+                    cells.append(f"{column_letter(j)}{i + 1}")
+    finally:
+        wb.close()
+    if cells:
+        first = re.fullmatch(r"([A-Z]+)(\d+)", cells[0])
+        assert first is not None
+        raise UnreadableFile(
+            Problem(
+                str(path),
+                f"sheet {sheet!r}: {len(cells):,} cell(s) hold a formula without a saved result, which "
+                f"would read as empty: {_shown(cells)}. The file was written by a program that does not "
+                "compute formulas: open it in a spreadsheet program (Excel, WPS, LibreOffice) and save "
+                "it, or export the sheet as CSV",
+                int(first.group(2)),
+                first.group(1),
+            )
+        )
+
+
 def read_rows(path: str | Path) -> tuple[list[list[object]], str]:
     """All rows of a CSV or the first sheet of an XLSX file, and how it was read (the encoding or "xlsx").
 
-    CSV: decoded as UTF-8 (a BOM is dropped) or, failing that, GB18030 (a superset of GBK and GB2312).
-    Row i of the list is spreadsheet line i + 1 (blank lines included).
+    CSV: decoded as UTF-8 (a BOM is dropped) or, failing that, GB18030 (a superset of GBK and GB2312),
+    then parsed by `parse_csv`. XLSX: the values Excel saved; a formula without a saved value is an
+    error (`_check_formulas`). Row i of the list is spreadsheet line i + 1 (blank lines included).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -406,8 +545,10 @@ def read_rows(path: str | Path) -> tuple[list[list[object]], str]:
             ) from exc
         try:
             rows = [list(r) for r in wb.worksheets[0].iter_rows(values_only=True)]
+            sheet = wb.worksheets[0].title
         finally:
             wb.close()
+        _check_formulas(path, sheet, rows)
         return rows, "xlsx"
     if suffix != ".csv":
         raise UnreadableFile(Problem(str(path), "not a .csv or .xlsx file"))
@@ -417,7 +558,7 @@ def read_rows(path: str | Path) -> tuple[list[list[object]], str]:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        return [list(r) for r in csv.reader(io.StringIO(text, newline=""))], encoding
+        return parse_csv(text, str(path)), encoding
     raise UnreadableFile(
         Problem(
             str(path),
@@ -528,6 +669,98 @@ def check_values(
 # ---------------------------------------------------------------------------------------------------------
 # One table
 # ---------------------------------------------------------------------------------------------------------
+
+
+def _width(row: Sequence[object]) -> int:
+    """The number of cells up to the last non-blank one (trailing empty cells do not count)."""
+    n = len(row)
+    while n and _is_blank(row[n - 1]):
+        n -= 1
+    return n
+
+
+@dataclass
+class RowShapes:
+    """The widths of the rows of a table that hold values, checked against its header row.
+
+    `positional` is True for XLSX, whose cells keep their column: a row there cannot lose a cell in the
+    middle, and a short row only means empty cells at its end. In a CSV a cell is placed by counting
+    commas, so a row with fewer cells than the header (a cell missing in the middle, or a line cut short)
+    would read values from the neighbouring column."""
+
+    header: Sequence[object]
+    positional: bool
+    rows: list[tuple[int, int, int]] = field(default_factory=list)  # (line, cells, width)
+
+    def add(self, line: int, row: Sequence[object]) -> None:
+        self.rows.append((line, len(row), _width(row)))
+
+    def problems(self, file: str, header_line: int) -> list[Problem]:
+        """A header with more cells than any row reaches (one problem on the header line), else one
+        problem per row with a value beyond the header's last cell or, in a CSV, fewer cells than the
+        header."""
+        width = _width(self.header)
+        if not self.rows or width == 0:
+            return []
+        reach = max(w if self.positional else n for _, n, w in self.rows)
+        if reach < width:
+            last = _column(width - 1, str(self.header[width - 1]).strip())
+            return [
+                Problem(
+                    file,
+                    f"the header has {width} cells but no row below it reaches column {last} (the rows "
+                    f"have at most {reach}): a header cell too many puts every header after it over its "
+                    "neighbour's values. Delete the extra header cell; if the column is really empty, "
+                    "write a missing marker (—) in its cells",
+                    header_line,
+                    last,
+                )
+            ]
+        out = []
+        for line, n, w in self.rows:
+            if w > width:
+                out.append(
+                    Problem(
+                        file,
+                        f"this row has {w} cells but the header only {width}: a cell too many (an "
+                        "unquoted comma inside a number such as 1,234 or inside a name?) shifts the values "
+                        'after it; quote the cell ("1,234") or delete the extra cell',
+                        line,
+                        column_letter(width),
+                    )
+                )
+            elif n < width and not self.positional:
+                out.append(
+                    Problem(
+                        file,
+                        f"this row has {n} cells but the header has {width}: a cell is missing (or the line "
+                        "is cut short), so the values after it would be read from the neighbouring "
+                        "columns; write an empty cell (two commas in a row) or a missing marker (—) "
+                        "where a value is missing",
+                        line,
+                        _column(n, str(self.header[n]).strip()),
+                    )
+                )
+        return out
+
+
+def _record_lines(rows: Sequence[Sequence[object]]) -> list[int]:
+    """For a CSV, the line of the file on which each record starts (records whose quoted cells hold line
+    breaks span several lines, so a text editor counts differently from a spreadsheet)."""
+    starts, line = [], 1
+    for row in rows:
+        starts.append(line)
+        line += 1 + sum(len(_LINE_BREAK.findall(c)) for c in row if isinstance(c, str))
+    return starts
+
+
+def _ends_inside_line(path: str | Path) -> bool:
+    """Whether a file's last byte is not a line break (CR or LF are single bytes in UTF-8 and GB18030)."""
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return False
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) not in (b"\n", b"\r")
 
 
 @dataclass
@@ -679,6 +912,10 @@ def read_table(
     records: list[dict[str, object]] = []
     empty_city_rows: list[dict[str, object]] = []
     unknown: list[Problem] = []
+    is_csv = stats.read_as != "xlsx"
+    shapes = RowShapes(rows[h], positional=not is_csv)
+    starts: list[int] | None = None  # lines of the file where CSV records start, when needed
+    last_value_row = None
     for i in range(h + 1, len(rows)):
         row = rows[i]
         line = i + 1
@@ -690,10 +927,25 @@ def read_table(
         name = squeeze(raw_name)
         has_values = any(_has_value(c) for c in row[1:])
         kind = _classify_name(name) if name else None
+        breaks = sum(len(_LINE_BREAK.findall(c)) for c in row if isinstance(c, str))
+        if breaks and is_csv and kind != "note":
+            starts = starts or _record_lines(rows)
+            problems.append(
+                Problem(
+                    file,
+                    f"a cell of this row holds a line break (the row runs over lines {starts[i]}-"
+                    f'{starts[i] + breaks} of the file): names and values never do, so a quote (") '
+                    "opened here swallows the lines below it; remove the stray quote or the line break",
+                    line,
+                )
+            )
         code = crosswalk.get(normalise_name(raw_name)) if name else None
         if kind in ("note", "total") or (kind == "province" and code is None and not has_values):
             stats.skip(kind)
             continue
+        if has_values:  # a row whose values are read: its cells must line up with the header
+            shapes.add(line, row)
+            last_value_row = i
         if code is None:
             if not name:
                 if has_values:
@@ -726,19 +978,34 @@ def read_table(
             cell = row[j] if j < len(row) else None
             value = parse_number(cell)
             if value is None:
-                problems.append(
-                    Problem(
-                        file,
-                        f"{cell!r} is not a number (missing values are written as empty, "
-                        "—, -, …, .. or NA)",
-                        line,
-                        columns[variable],
-                    )
+                marker = footnote_marker(cell)
+                msg = (
+                    f"{cell!r} is not a number (missing values are written as empty, —, -, …, .. or NA)"
+                    if marker is None
+                    else f"{cell!r} ends with the footnote marker {marker!r}, which is never read as "
+                    "part of the number (NFKC would turn ① or ² into a digit): delete the marker and "
+                    "keep the note in a note row (注…)"
                 )
+                problems.append(Problem(file, msg, line, columns[variable]))
                 value = math.nan
             record[variable] = value
         (records if has_values else empty_city_rows).append(record)
     problems.extend(unknown)
+    problems.extend(shapes.problems(file, h + 1))
+    if (
+        is_csv
+        and last_value_row is not None
+        and all(all(_is_blank(c) for c in r) for r in rows[last_value_row + 1 :])
+        and _ends_inside_line(path)
+    ):
+        problems.append(
+            Problem(
+                file,
+                "the file ends inside this row, without a line break: was it cut short? Its last value "
+                "may be incomplete. If the row is complete, end it with a line break",
+                last_value_row + 1,
+            )
+        )
 
     # A city row without values is dropped when the city also has a row with values.
     with_values = {r["city_code"] for r in records}
@@ -754,16 +1021,15 @@ def read_table(
         lines_by_code[r["city_code"]].append(r)
     for code, group in lines_by_code.items():
         if len(group) > 1:
-            where = ", ".join(f"line {r['line']} ({r['name']})" for r in group)
-            for r in group[1:]:
-                problems.append(
-                    Problem(
-                        file,
-                        f"city {code} appears more than once in this table: {where}",
-                        int(r["line"]),  # type: ignore[arg-type]
-                        name_column,
-                    )
+            where = _shown([f"line {r['line']} ({r['name']})" for r in group])
+            problems.append(
+                Problem(
+                    file,
+                    f"city {code} appears more than once in this table ({len(group):,} rows): {where}",
+                    int(group[1]["line"]),  # type: ignore[arg-type]
+                    name_column,
                 )
+            )
     df = pd.DataFrame.from_records(records, columns=["city_code", "name", "line", *variables])
     df = df.astype({"line": "int64", **{v: "float64" for v in variables}})
     units = {v: aliases.unit(table, v) for v in variables}
@@ -827,11 +1093,13 @@ def read_patents(
     known = set(known_codes)
     problems: list[Problem] = []
     records = []
-    seen: dict[tuple[str, int], int] = {}
+    seen: dict[tuple[str, int], list[int]] = {}
+    shapes = RowShapes(rows[0], positional=stats.read_as == "xlsx")
     for i, row in enumerate(rows[1:], start=2):
         if all(_is_blank(c) for c in row):
             continue
         stats.rows_read += 1
+        shapes.add(i, row)
         cell = {c: (row[j] if j < len(row) else "") for c, j in index.items()}
         code = squeeze(str(cell["city_code"]))
         ok = True
@@ -859,20 +1127,27 @@ def read_patents(
             continue
         year = int(year_value)  # type: ignore[arg-type]
         if (code, year) in seen:
-            problems.append(
-                Problem(
-                    file,
-                    f"city {code} year {year} appears more than once: lines {seen[(code, year)]} and {i}",
-                    i,
-                    "city_code",
-                )
-            )
+            seen[(code, year)].append(i)
             continue
-        seen[(code, year)] = i
+        seen[(code, year)] = [i]
         if not years[0] <= year <= years[1]:
             stats.outside_window += 1
             continue
         records.append({"city_code": code, "year": year, **counts})
+    problems.extend(shapes.problems(file, 1))
+    for (code, year), lines in seen.items():
+        if len(lines) > 1:
+            problems.append(
+                Problem(
+                    file,
+                    f"city {code} year {year} appears more than once: lines {lines[0]} and {lines[1]}"
+                    if len(lines) == 2
+                    else f"city {code} year {year} appears more than once ({len(lines):,} rows): "
+                    f"lines {_shown([str(x) for x in lines])}",
+                    lines[1],
+                    "city_code",
+                )
+            )
     df = pd.DataFrame.from_records(records, columns=cols)
     df = df.astype({"year": "int64", "digital_patents": "float64", "green_patents": "float64"})
     stats.rows_kept = len(df)
