@@ -355,10 +355,10 @@ def test_empty_sample_is_an_error(ref, tmp_path):
 
 def test_every_panel_column_has_a_short_bilingual_label():
     for column in P.PANEL_COLUMNS:
-        zh, en = P.VARIABLE_LABELS[column]
+        zh, en = entries[column]
         assert zh and en and en.isascii()
         assert len(P.stata_label(column)) <= 80
-    assert P.VARIABLE_LABELS["lq"] == ("数字产业区位熵", "IT employment location quotient")
+    assert entries["lq"] == ("IT产业就业区位熵", "IT employment location quotient")
 
 
 def test_write_panel_round_trip(balanced, tmp_path):
@@ -368,9 +368,13 @@ def test_write_panel_round_trip(balanced, tmp_path):
         b,
         out / "panel.parquet",
         out / "panel.csv",
+    from dualpilot.tables import load_labels
+
+    entries = load_labels().entries  # the one label source: resources/labels/terms.csv
         out / "panel.dta",
         out_manifest=out / "manifest.csv",
         out_sample=out / "sample.csv",
+        assert P.stata_label(column) == f"{zh} / {en}"
         out_industries=out / "industries_long.parquet",
     )
     assert sorted(p.name for p in out.iterdir()) == [
@@ -395,7 +399,7 @@ def test_write_panel_round_trip(balanced, tmp_path):
         np.testing.assert_allclose(dta[column], b.panel[column], rtol=1e-12, err_msg=column)
     with pd.io.stata.StataReader(out / "panel.dta") as reader:
         labels = reader.variable_labels()
-    assert labels["lq"] == "数字产业区位熵 / IT employment location quotient"
+    assert labels["lq"] == "IT产业就业区位熵 / IT employment location quotient"
     frame, meta = pyreadstat.read_dta(out / "panel.dta")
     assert meta.column_names_to_labels["human_capital"] == P.stata_label("human_capital")
     assert list(frame["city_code"]) == list(b.panel["city_code"])

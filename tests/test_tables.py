@@ -276,7 +276,50 @@ def test_standard_error_note_follows_vcov(tidy: pd.DataFrame, vcov: str, zh: str
 def test_mixed_vcov_note_names_the_columns(tidy: pd.DataFrame) -> None:
     frame = tidy.assign(vcov=np.where(tidy["model"] == "(1)", "hetero", "CRV1:city_code"))
     note = regression_table(frame, language="en").notes[0]
-    assert "column(s) (1): robust" in note and "column(s) (2) (3): clustered by city" in note
+    assert "column(s) 1: robust" in note and "column(s) 2, 3: clustered by city" in note
+    zh = regression_table(frame.assign(model=frame["model"].map(MODEL_IDS))).notes[0]
+    assert "第 1 列为异方差稳健" in zh and "第 2、3 列为聚类到城市层面" in zh  # positions, not ids
+
+
+# model ids of the workflow's tidy files (columns of the pilot-order table)
+MODEL_IDS = {"(1)": "twfe_states", "(2)": "imputation_states", "(3)": "twfe_order"}
+
+
+def test_model_ids_are_headed_by_their_labels_and_did2s_is_named(tidy: pd.DataFrame) -> None:
+    gmm = "did2s GMM by city_code (Butts-Gardner, no small-sample factor, G=283; t and F with G-1=282 df)"
+    frame = tidy.assign(
+        model=tidy["model"].map(MODEL_IDS),
+        vcov=np.where(tidy["model"] == "(2)", gmm, "CRV1:city_code"),
+    )
+    table = regression_table(frame)
+    assert table.header == ("", "TWFE：试点状态", "插补估计：试点状态", "TWFE：试点顺序")
+    note = table.notes[0]
+    assert "第 2 列为聚类到城市层面的两阶段 GMM 标准误" in note
+    assert "did2s" not in note and "twfe_states" not in note and "city_code" not in note
+    en = regression_table(frame, language="en")
+    assert en.header[1:] == ("TWFE: pilot states", "Imputation: pilot states", "TWFE: pilot order")
+    labels = load_labels()
+    # a heterogeneity split "<dimension>: <group>": its own entry, else label(dimension)：label(group)
+    assert labels.model("development: high", "zh") == "发展水平高"
+    assert labels.model("greening: low", "zh") == labels.get("model:greening: low", "zh")
+    assert labels.model("environment: high", "zh") == "环境基础分组（SO2排放强度）：高组"
+    assert labels.model("ln_digital_pat", "en") == "Digital innovation"  # a mechanism's outcome
+    assert labels.model("(4)", "zh") == "(4)" and labels.has_model("(4)")
+    assert not labels.has_model("mystery_model")
+
+
+def test_p_values_never_read_zero() -> None:
+    from dualpilot.tables import format_p
+
+    assert format_p(0.0) == "< 0.001" and format_p(0.00099) == "< 0.001"
+    assert format_p(0.001) == "0.001" and format_p(0.0404) == "0.040"
+    assert format_p(0.00001, digits=4) == "< 0.0001" and format_p(np.nan) == ""
+    with pytest.raises(ValueError):
+        format_p(1.2)
+    frame = pd.DataFrame([tidy_row("(1)", "dual_post", 0.1, 0.01, 1e-20)])
+    frame = pd.concat([frame, pd.DataFrame([tidy_row("(1)", "wald:dual_post=0", 100, np.nan, 0.0)])])
+    test_row = regression_table(frame).panels[1].rows[0]
+    assert test_row.cells[1] == "100.000 [< 0.001]"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -401,9 +444,13 @@ def test_generic_labels_for_event_time_duration_and_interactions() -> None:
         assert labels.get(f"rel_{k}", "en") == f"Relative year {k}"
     assert labels.get("rel_m3", "en") == "Relative year -3"
     assert labels.get("rel::-3", "zh") == "相对时间 -3"
-    assert labels.get("dur_2", "en") == "Duration 2"
+    assert labels.get("dur_2", "en") == "Years since start 2"
     assert labels.get("dur_3_5", "zh") == "政策持续期 3–5"
-    assert labels.get("dur_6plus", "en") == "Duration ≥6"
+    assert labels.get("dur_6plus", "en") == "Years since start ≥6"
+    # a bin up to 99 years (config duration: bins [6, 99]) is open-ended, labelled like dur_6plus
+    assert labels.get("dur_6_99", "en") == "Years since start ≥6"
+    assert labels.get("dur_6_99", "zh") == "政策持续期 ≥6"
+    assert labels.get("dur_0_1", "en") == "Years since start 0–1"
     assert labels.get("dual_post:east", "zh") == "双试点 × 东部"
     assert labels.get("fe:province^year", "zh") == "省份×年份固定效应"
     assert labels.get("fe:city_code^year", "en") == "City code×Year FE"

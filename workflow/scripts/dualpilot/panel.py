@@ -81,62 +81,18 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "rows_kept",
 )
 
-#: {column: (Chinese label, English label)} for every panel column and the treatment columns other
-#: modules add. Tables, descriptive statistics and the .dta labels all read it; `stata_label` joins the
-#: two as "zh / en" (at most 80 characters, Stata's limit).
-VARIABLE_LABELS: dict[str, tuple[str, str]] = {
-    "city_code": ("城市代码", "City code (GB/T 2260)"),
-    "city_name": ("城市名称", "City name"),
-    "province": ("省份", "Province"),
-    "region": ("三大区域", "Region: east/central/west"),
-    "region4": ("四大区域", "Region: east/central/west/northeast"),
-    "is_municipality": ("直辖市", "Municipality (1 = yes)"),
-    "is_provincial_capital": ("省会城市", "Provincial capital (1 = yes)"),
-    "year": ("年份", "Year (data year)"),
-    "it_emp": ("信息传输软件和信息技术服务业从业人员(万人)", "IT-sector employment (10k persons)"),
-    "total_emp": ("城镇单位从业人员(万人)", "Urban unit employment (10k persons)"),
-    "gdp": ("地区生产总值(万元)", "GDP (10k yuan)"),
-    "population": ("年末户籍人口(万人)", "Registered population (10k persons)"),
-    "area": ("行政区域土地面积(平方公里)", "Land area (km2)"),
-    "secondary_share": ("第二产业占GDP比重(%)", "Secondary industry share of GDP (%)"),
-    "fiscal_exp": ("地方一般公共预算支出(万元)", "Local general budget expenditure (10k yuan)"),
-    "fdi": ("当年实际使用外资金额(万美元)", "FDI actually used (10k USD)"),
-    "loans": ("年末金融机构各项贷款余额(万元)", "Loans outstanding at year end (10k yuan)"),
-    "students": ("普通高等学校在校学生数(人)", "College students (persons)"),
-    "so2": ("工业二氧化硫排放量(吨)", "Industrial SO2 emissions (tonnes)"),
-    "green_cover": ("建成区绿化覆盖率(%)", "Green cover of built-up area (%)"),
-    "digital_patents": ("数字经济专利申请数", "Digital-economy patent applications"),
-    "green_patents": ("绿色专利申请数", "Green patent applications"),
-    "lq": ("数字产业区位熵", "IT employment location quotient"),
-    "ln_gdp_pc": ("人均地区生产总值对数", "ln(GDP per capita)"),
-    "ln_density": ("人口密度对数", "ln(population density)"),
-    "industry": ("产业结构(第二产业比重)", "Industry structure (secondary share, fraction)"),
-    "gov": ("政府干预(财政支出/GDP)", "Government (fiscal expenditure / GDP)"),
-    "open": ("对外开放(实际使用外资/GDP)", "Openness (FDI in yuan / GDP)"),
-    "finance": ("金融发展(贷款余额/GDP)", "Finance (loans / GDP)"),
-    "ln_digital_pat": ("数字经济专利对数", "ln(1 + digital patents)"),
-    "ln_green_pat": ("绿色专利对数", "ln(1 + green patents)"),
-    "human_capital": ("人力资本(每万人在校大学生)", "Human capital (students per 10k residents)"),
-    "sc_year": ("智慧城市试点年份", "Smart City pilot year"),
-    "lc_year": ("低碳城市试点年份", "Low-Carbon City pilot year"),
-    "dual_year": ("双试点年份", "Dual pilot year (later of the two)"),
-    "sc_post": ("智慧城市试点后", "Smart City pilot in force (0/1)"),
-    "lc_post": ("低碳城市试点后", "Low-Carbon City pilot in force (0/1)"),
-    "dual_post": ("双试点政策", "Dual pilot in force (0/1)"),
-    "sc_only_post": ("仅智慧城市试点", "Smart City in force, dual pilot not (0/1)"),
-    "lc_only_post": ("仅低碳城市试点", "Low-Carbon City in force, dual pilot not (0/1)"),
-    "years_since_dual": ("距双试点年数", "Years since the dual pilot"),
-    "group": ("试点组别", "Pilot group at the end of the window"),
-}
+def stata_label(column: str, labels: str | Path | None = None) -> str:
+    """The .dta variable label of `column`: "zh / en" from the one label file of the workflow,
+    resources/labels/terms.csv (or `labels`), which tables and figures read too (ValueError if the
+    column has no entry there or the label is over 80 characters, Stata's limit)."""
+    from dualpilot import tables  # the label file's reader lives with the tables
 
-
-def stata_label(column: str) -> str:
-    """The .dta variable label of `column`: "zh / en" (ValueError if unknown or over 80 characters)."""
-    if column not in VARIABLE_LABELS:
+    entries = tables.load_labels(*([labels] if labels is not None else [])).entries
+    if column not in entries:
         raise ValueError(
-            f"no label for column {column!r}: add it to dualpilot.panel.VARIABLE_LABELS"
+            f"no label for column {column!r}: add it to {labels or tables.DEFAULT_LABELS_PATH}"
         )
-    zh, en = VARIABLE_LABELS[column]
+    zh, en = entries[column]
     label = f"{zh} / {en}"
     if len(label) > 80:
         raise ValueError(f"label of {column} has {len(label)} characters; Stata allows 80")

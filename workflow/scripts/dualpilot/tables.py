@@ -58,9 +58,12 @@ DEFAULT_LABELS_PATH = Path(__file__).resolve().parents[3] / "resources" / "label
 
 #: Event-time terms: rel_-3, rel_m3 (formula-safe minus), rel_3, and pyfixest's i() names rel::-3.
 EVENT_TERM_PATTERN = r"^rel(?:_|::)(m?-?\d+)$"
+#: A duration bin whose upper end is at least this (config duration: bins, e.g. [6, 99]) is open-ended.
+OPEN_BIN_END = 99
 _DUR_ONE = re.compile(r"^dur_(\d+)$")
 _DUR_RANGE = re.compile(r"^dur_(\d+)_(\d+)$")
 _DUR_OPEN = re.compile(r"^dur_(\d+)(?:plus|p|\+)$")
+_NUMBERED = re.compile(r"\(\d+\)")
 _TOKEN = re.compile(r"[A-Za-z_][\w:^.]*|\d+(?:\.\d+)?|[=+\-*/(),]")
 _NO_CONTROLS = {"", "none", "no", "false", "0", "否", "nan"}
 _FE_SPLIT = re.compile(r"\s*\+\s*")
@@ -69,6 +72,8 @@ _CLUSTER = re.compile(r"^(?:crv1|crv3|cluster|clustered|cl)\s*[:=(\s]\s*([^)]*?)
 # The estimation module's own labels: "CRV1 by city_code (fixest small-sample: ...)", "HC1 (...)", "iid (...)".
 _ENGINE_CLUSTER = re.compile(r"^CRV[13] by (\S+)")
 _ENGINE_OTHER = re.compile(r"^(HC1|iid) \(")
+# The state imputation's label: "did2s GMM by city_code (Butts-Gardner, ...)".
+_ENGINE_GMM = re.compile(r"^did2s GMM by (\S+)")
 _HETERO = {"hetero", "hc0", "hc1", "hc2", "hc3", "robust", "heteroskedastic"}
 _IID = {"iid", "standard", "ols", "conventional"}
 
@@ -99,8 +104,11 @@ _TEXT: dict[str, dict[str, str]] = {
         "se_hetero": "括号内为异方差稳健标准误",
         "se_iid": "括号内为标准误",
         "se_other": "括号内为标准误（{raw}）",
+        "se_gmm": "括号内为聚类到{var}层面的两阶段 GMM 标准误（Butts-Gardner）",
         "se_mixed": "括号内为标准误，{parts}",
         "se_part": "第 {models} 列为{desc}",
+        "column_sep": "、",
+        "model_part": "{a}：{b}",
         "cluster_and": "和",
         "stars": "{stars} 分别表示在 {levels} 的水平上显著",
         "tests_note": "检验栏报告统计量，方括号内为 p 值",
@@ -139,8 +147,11 @@ _TEXT: dict[str, dict[str, str]] = {
         "se_hetero": "Heteroskedasticity-robust standard errors in parentheses",
         "se_iid": "Standard errors in parentheses",
         "se_other": "Standard errors ({raw}) in parentheses",
+        "se_gmm": "Two-stage GMM standard errors (Butts-Gardner) clustered by {var} in parentheses",
         "se_mixed": "Standard errors in parentheses: {parts}",
         "se_part": "column(s) {models}: {desc}",
+        "column_sep": ", ",
+        "model_part": "{a}: {b}",
         "cluster_and": " and ",
         "stars": "{stars} denote significance at {levels}",
         "tests_note": "Tests report the statistic with its p-value in brackets",
@@ -148,17 +159,24 @@ _TEXT: dict[str, dict[str, str]] = {
         "end": ".",
         "list_sep": ", ",
         "event": "Relative year {k}",
-        "dur_one": "Duration {a}",
-        "dur_range": "Duration {a}–{b}",
-        "dur_open": "Duration ≥{a}",
+        "dur_one": "Years since start {a}",
+        "dur_range": "Years since start {a}–{b}",
+        "dur_open": "Years since start ≥{a}",
         "fe_generic": "{parts} FE",
     },
 }
 #: Short standard-error descriptions used when the models of one table differ.
 _SE_SHORT: dict[str, dict[str, str]] = {
-    "zh": {"cluster": "聚类到{var}层面", "hetero": "异方差稳健", "iid": "普通", "other": "{raw}"},
+    "zh": {
+        "cluster": "聚类到{var}层面",
+        "gmm": "聚类到{var}层面的两阶段 GMM 标准误",
+        "hetero": "异方差稳健",
+        "iid": "普通",
+        "other": "{raw}",
+    },
     "en": {
         "cluster": "clustered by {var}",
+        "gmm": "two-stage GMM clustered by {var}",
         "hetero": "robust",
         "iid": "conventional",
         "other": "{raw}",
@@ -216,6 +234,50 @@ class Labels:
         """Whether `term` has a label, exact or by pattern."""
         return self._find(term, "en") is not None
 
+    def model(self, model: str, language: str) -> str:
+        """The column heading of a model id: the ``model:<id>`` entry; a numbered column such as
+        ``(2)`` as it is; a variable (e.g. a mechanism's outcome) by its own entry; ``<a>: <b>`` (e.g.
+        the heterogeneity split ``development: high``) as label(a)：label(b). Otherwise the id itself,
+        with a logged warning (`has_model` tells)."""
+        lang = check_language(language)
+        found = self._model(model, lang)
+        if found is None:
+            log.warning("no label for model %r in %s; showing the id itself", model, self.source)
+            return model
+        return found
+
+    def has_model(self, model: str) -> bool:
+        """Whether the model id `model` has a heading (see `model`)."""
+        return self._model(model, "en") is not None
+
+    def _model(self, model: str, lang: Language) -> str | None:
+        exact = self._exact(f"model:{model}", lang)
+        if exact is not None:
+            return exact
+        if _NUMBERED.fullmatch(model):
+            return model
+        exact = self._exact(model, lang)
+        if exact is not None:
+            return exact
+        if ": " in model:
+            a, b = model.split(": ", 1)
+            left, right = self._find(a, lang), self._find(b, lang)
+            if left is not None and right is not None:
+                return text("model_part", lang).format(a=left, b=right)
+        return None
+
+    def value(self, column: str, value: str, language: str) -> str | None:
+        """The label of a cell `value` of a frame column `column`: the entry ``<column>:<value>`` first
+        (so a value such as ``none`` can mean different things in different columns), then the value's
+        own label, then a difference ``a - b`` of labelled values; None if nothing fits."""
+        lang = check_language(language)
+        found = self._exact(f"{column}:{value}", lang) or self._find(value, lang)
+        if found is None and " - " in value:
+            parts = [self._find(p.strip(), lang) for p in value.split(" - ")]
+            if all(parts):
+                found = " − ".join(p for p in parts if p)
+        return found
+
     def _exact(self, term: str, lang: Language) -> str | None:
         pair = self.entries.get(term)
         if pair is None:
@@ -244,6 +306,8 @@ class Labels:
         if m := _DUR_ONE.match(term):
             return text("dur_one", lang).format(a=m.group(1))
         if m := _DUR_RANGE.match(term):
+            if int(m.group(2)) >= OPEN_BIN_END:  # e.g. dur_6_99: six years or more
+                return text("dur_open", lang).format(a=m.group(1))
             return text("dur_range", lang).format(a=m.group(1), b=m.group(2))
         if m := _DUR_OPEN.match(term):
             return text("dur_open", lang).format(a=m.group(1))
@@ -380,6 +444,19 @@ def format_number(value: float, digits: int) -> str:
     return out
 
 
+def format_p(value: float, digits: int = 3) -> str:
+    """A p-value with `digits` decimals, or "< 0.001" (at 3 digits) when it is below 10^-digits, so that
+    no p-value reads as 0 ('' for NaN). Raises ValueError outside [0, 1]."""
+    if pd.isna(value):
+        return ""
+    if not 0 <= float(value) <= 1:
+        raise ValueError(f"p-value outside [0, 1]: {value!r}")
+    floor = 10.0**-digits
+    if float(value) < floor:
+        return f"< {floor:.{digits}f}"
+    return f"{float(value):.{digits}f}"
+
+
 def format_count(value: float) -> str:
     """An integer count with thousands separators ('' for NaN)."""
     if pd.isna(value):
@@ -447,6 +524,8 @@ def _se_kind(vcov: object) -> tuple[str, str]:
     raw = str(vcov).strip()
     if m := _ENGINE_CLUSTER.match(raw):
         return "cluster", m.group(1)
+    if m := _ENGINE_GMM.match(raw):
+        return "gmm", m.group(1)
     if m := _ENGINE_OTHER.match(raw):
         return ("hetero" if m.group(1) == "HC1" else "iid"), ""
     if m := _CLUSTER.match(raw):
@@ -466,10 +545,13 @@ def _cluster_label(variables: str, labels: Labels, language: Language) -> str:
 
 
 def _se_sentence(vcovs: Mapping[str, object], labels: Labels, language: Language) -> str:
+    """The note on standard errors; when the columns differ, each kind names its columns by position
+    (1, 2, ...), never by model id."""
+    position = {model: str(i) for i, model in enumerate(vcovs, start=1)}
     described: dict[str, list[str]] = {}
     for model, vcov in vcovs.items():
         kind, detail = _se_kind(vcov)
-        var = _cluster_label(detail, labels, language) if kind == "cluster" else ""
+        var = _cluster_label(detail, labels, language) if kind in ("cluster", "gmm") else ""
         # Models with the same kind of standard error share one sentence (details such as G and K differ).
         key_detail = detail if kind == "other" else ""
         described.setdefault(f"{kind}\x00{var}\x00{key_detail}", []).append(model)
@@ -480,7 +562,8 @@ def _se_sentence(vcovs: Mapping[str, object], labels: Labels, language: Language
     for key, models in described.items():
         kind, var, detail = key.split("\x00")
         desc = _SE_SHORT[language][kind].format(var=var, raw=detail)
-        parts.append(text("se_part", language).format(models=" ".join(models), desc=desc))
+        columns = text("column_sep", language).join(position[m] for m in models)
+        parts.append(text("se_part", language).format(models=columns, desc=desc))
     sep = "；" if language == "zh" else "; "
     return text("se_mixed", language).format(parts=sep.join(parts))
 
@@ -571,7 +654,7 @@ def _test_row(cell: pd.DataFrame, term: str, label: str, cols: Sequence[str], di
             stat = cell.loc[(term, m), "t_stat"]
         if pd.isna(stat) or pd.isna(p):
             raise ValueError(f"test row {term!r} of model {m!r} lacks a statistic or p_value")
-        values.append(f"{format_number(stat, digits)} [{format_number(p, digits)}]")
+        values.append(f"{format_number(stat, digits)} [{format_p(p, digits)}]")
     return Row((label, *values), kind="test")
 
 
@@ -687,7 +770,7 @@ def regression_table(
     if note:
         notes.append(note)
     return Table(
-        header=("", *cols),
+        header=("", *(lab.model(m, lang) for m in cols)),
         panels=tuple(panels),
         language=lang,
         n_stub=1,
@@ -794,6 +877,12 @@ def _notes_text(table: Table) -> str:
     return ("" if table.language == "zh" else " ").join(table.notes)
 
 
+#: Tables with more columns than this are wrapped in a \resizebox that shrinks them to the line width
+#: when (and only when) they are wider (needs \usepackage{graphicx}).
+WIDE_COLUMNS = 4
+_SHRINK_TO_LINE = "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%"
+
+
 def to_latex(
     table: Table,
     *,
@@ -806,7 +895,9 @@ def to_latex(
     Needs ``\\usepackage{booktabs}``; Chinese text needs XeLaTeX with ``\\usepackage{xeCJK}`` (see
     docs/tables-and-figures.md for a minimal preamble). With `float_env` the tabular is wrapped in a
     ``table`` float with the title as caption and `label` as ``\\label``; otherwise only the tabular
-    and its notes are returned, for ``\\input`` inside the user's own float.
+    and its notes are returned, for ``\\input`` inside the user's own float. A table with more than
+    `WIDE_COLUMNS` columns is scaled down to ``\\linewidth`` if it is wider (``\\resizebox`` from
+    graphicx; a narrower table keeps its natural size).
     """
     width = len(table.header)
     spec = "l" * table.n_stub + "c" * (width - table.n_stub)
@@ -817,6 +908,9 @@ def to_latex(
             out.append(f"\\caption{{{latex_escape(table.title)}}}")
         if label:
             out.append(f"\\label{{{label}}}")
+    wide = width > WIDE_COLUMNS
+    if wide:
+        out.append(_SHRINK_TO_LINE)
     out += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
     out.append(" & ".join(latex_escape(h) for h in table.header) + " \\\\")
     for panel in table.panels:
@@ -828,6 +922,8 @@ def to_latex(
             # \\ and \midrule would read a leading "[" as their optional argument
             out.append("{}" + line if line.startswith("[") else line)
     out += ["\\bottomrule", "\\end{tabular}"]
+    if wide:
+        out.append("}")
     if table.notes:
         prefix = latex_escape(text("note_prefix", table.language))
         out += [
@@ -906,17 +1002,25 @@ def frame_table(
 ) -> Table:
     """A plain table of `frame` (e.g. a balance table): one row per record, the columns of `columns`
     (column -> {"zh": header, "en": header}) in that order. Cells of `label_columns` (e.g. variable
-    names) and the panel titles get their display labels; other text is printed as it is; numbers are
-    formatted with `digits` decimals. With `group`, one panel per value of that column.
+    names) and the panel titles get their display labels (`Labels.value`: ``<column>:<value>`` first,
+    then the value's own label, then ``a - b`` of labelled values; an unlabelled value is printed as it
+    is, with a logged warning); other text is printed as it is; numbers are formatted with `digits`
+    decimals, and p-values (columns named ``p_value`` or ``p_...``) by `format_p`. With `group`, one
+    panel per value of that column.
     """
     lang = check_language(language)
     require_columns(frame, [*columns, *([group] if group else [])], "the frame")
     lab = resolve_labels(labels)
     header = tuple(columns[c][lang] for c in columns)
 
-    def cell(value: object, label: bool) -> str:
+    def cell(value: object, column: str, label: bool) -> str:
         if isinstance(value, str):
-            return lab.get(value, lang) if label and lab.has(value) else value
+            if not label:
+                return value
+            found = lab.value(column, value, lang)
+            if found is None:
+                log.warning("no label for %r (column %r) in %s", value, column, lab.source)
+            return value if found is None else found
         if value is None or pd.isna(value):
             return ""
         return format_number(float(value), digits)
@@ -928,10 +1032,16 @@ def frame_table(
     for block in blocks:
         part = frame if block is None else frame[frame[group].astype(str) == block]
         rows = tuple(
-            Row(tuple(cell(v, lab_it) for v, lab_it in zip(rec, labelled, strict=True)))
+            Row(
+                tuple(
+                    cell(v, c, lab_it)
+                    for v, c, lab_it in zip(rec, columns, labelled, strict=True)
+                )
+            )
             for rec in part[list(columns)].itertuples(index=False)
         )
-        panels.append(Panel(rows, title=None if block is None else cell(block, True)))
+        heading = None if block is None or group is None else cell(block, group, True)
+        panels.append(Panel(rows, title=heading))
     return Table(
         header=header,
         panels=tuple(panels),
@@ -939,3 +1049,5 @@ def frame_table(
         title=title,
         notes=(note,) if note else (),
     )
+        if column == "p_value" or column.startswith("p_"):
+            return format_p(float(value), digits)
