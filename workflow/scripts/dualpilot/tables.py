@@ -1023,6 +1023,8 @@ def frame_table(
             return value if found is None else found
         if value is None or pd.isna(value):
             return ""
+        if column == "p_value" or column.startswith("p_"):
+            return format_p(float(value), digits)
         return format_number(float(value), digits)
 
     labelled = [c in label_columns for c in columns]
@@ -1049,5 +1051,3 @@ def frame_table(
         title=title,
         notes=(note,) if note else (),
     )
-        if column == "p_value" or column.startswith("p_"):
-            return format_p(float(value), digits)
