@@ -8,6 +8,19 @@ from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
 
+# --- cross-field config checks (issue 11): keys that are each valid but contradict each other stop the
+# run here, before any job, with the key(s) named (dualpilot.config_checks, unit-tested).
+import sys
+
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+from dualpilot.config_checks import ConfigError, check_config
+
+try:
+    check_config(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+# --- end of cross-field config checks
+
 # BLAS threads: Snakemake sets OMP/OPENBLAS/MKL_NUM_THREADS to each job's `threads` (1 unless a rule asks
 # for more), so jobs running side by side do not oversubscribe the cores (checked by bench/full_rebuild.py).
 

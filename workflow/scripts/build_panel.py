@@ -18,6 +18,7 @@ def main(inputs, outputs, params):
     master = reference.load_city_master(inputs.city_master)
     crosswalk = reference.load_name_crosswalk(inputs.name_crosswalk)
     years = tuple(params.years)
+    rules = treatment.rules_from_config(params.policy)
     lists = {}
     for key, name in (
         ("smart_city", "smart_city_pilots.csv"),
@@ -25,14 +26,24 @@ def main(inputs, outputs, params):
     ):
         path, shipped = reference.choose_policy_file(params.raw_dir, name, inputs[key])
         log.info("%s pilot list: %s%s", key, path, " (shipped)" if shipped else " (from raw_dir)")
-        lists[key] = reference.load_pilot_list(path, provinces=set(master["province"]))
-        if key == "smart_city" and shipped:
-            coverage = treatment.smart_city_coverage(
-                lists[key], reference.load_smart_city_batches(inputs.smart_city_batches)
-            )
-            warning = treatment.coverage_warning(coverage)
-            if warning:
-                log.warning(warning)
+        # every code in the master in its policy year, name and code agreeing (docs/treatment-coding.md)
+        lists[key] = reference.load_checked_pilot_list(
+            path,
+            master=master,
+            crosswalk=crosswalk,
+            batch_years=rules["sc_batch_years" if key == "smart_city" else "lc_batch_years"],
+        )
+        if key == "smart_city":
+            counts = reference.load_smart_city_batches(inputs.smart_city_batches)
+            against = "official"
+        else:
+            counts = treatment.list_batch_counts(reference.load_pilot_list(inputs[key]))
+            against = "shipped (complete) list's"
+        coverage = treatment.smart_city_coverage(lists[key], counts)
+        log.info("%s", treatment.batch_counts_report(key, coverage, against))
+        warning = treatment.coverage_warning(coverage) if key == "smart_city" and shipped else None
+        if warning:
+            log.warning(warning)
 
     build = panel.build_panel(
         params.raw_dir,
@@ -48,7 +59,7 @@ def main(inputs, outputs, params):
         lists["smart_city"],
         lists["low_carbon"],
         master,
-        **treatment.rules_from_config(params.policy),
+        **rules,
         last_year=years[1],
     )
     panel.write_panel(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -328,3 +328,183 @@ def choose_policy_file(raw_dir: str | Path, name: str, shipped: str | Path) -> t
     if own.is_file():
         return own, False
     return Path(shipped), True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pilot lists against the city master and the name crosswalk (issue 11, item 5)
+# ---------------------------------------------------------------------------------------------------------
+
+#: Suffixes of prefecture-level units that are not cities (地区, 自治州, 盟), as printed in a name.
+_NON_CITY_PREFECTURE_SUFFIXES = ("地区", "州", "盟")
+
+
+def is_non_city_prefecture_code(code: str) -> bool:
+    """True for the GB/T 2260 code of a prefecture-level 地区, 自治州 or 盟 (digits 3-4 in 21..50, last two
+    00, e.g. 大兴安岭地区 232700, 昌吉回族自治州 652300). The city master holds cities only, so such a code
+    is legitimately absent from it: the entry treats no city."""
+    return bool(_CODE.match(code)) and 21 <= int(code[2:4]) <= 50 and code.endswith("00")
+
+
+def _squeezed(name: str) -> str:
+    """NFKC and no whitespace, but (unlike `normalise_name`) the trailing 市 kept."""
+    return _WS.sub("", unicodedata.normalize("NFKC", name))
+
+
+def embedded_prefecture(
+    name: str, crosswalk: Mapping[str, str], provinces: Iterable[str] = ()
+) -> tuple[str, str] | None:
+    """The master city a sub-city pilot's name begins with, as (prefix, city_code), or None.
+
+    `北京市东城区` -> ("北京市", "110000"); `河北省石家庄市正定县` -> ("石家庄市", "130100") (a leading
+    province name is skipped); `北京经济技术开发区`, `霍山县` -> None. A prefix counts only when it is a
+    crosswalk name followed by 市 (or a crosswalk name ending in 地区/州/盟, e.g. `毕节地区`) and more text
+    follows it; the longest such prefix wins.
+    """
+    texts = [_squeezed(name)]  # as written, and without a leading province (not for 北京市东城区)
+    for province in sorted(provinces, key=len, reverse=True):
+        if texts[0].startswith(province) and len(texts[0]) > len(province):
+            texts.append(texts[0][len(province) :])
+            break
+    best: tuple[str, str] | None = None
+    for s in texts:
+        for key, code in crosswalk.items():
+            for prefix in (key + "市", key if key.endswith(_NON_CITY_PREFECTURE_SUFFIXES) else None):
+                if prefix and len(s) > len(prefix) and s.startswith(prefix):
+                    if best is None or len(prefix) > len(best[0]):
+                        best = (prefix, code)
+        if best is not None:
+            return best
+    return best
+
+
+def pilot_list_problems(
+    pilots: pd.DataFrame,
+    file: str,
+    *,
+    master: pd.DataFrame,
+    crosswalk: Mapping[str, str],
+    batch_years: Mapping[int, int],
+) -> list[Problem]:
+    """Problems of a pilot list (`load_pilot_list` output) against the city master and the crosswalk.
+
+    For every entry with a city_code: the code is a city of the master that exists in the policy year of
+    the entry's batch (master first_year..last_year), in the entry's province; or it is the code of a
+    地区/自治州/盟 of that province (`is_non_city_prefecture_code`; the entry treats no city). For every
+    entry whose name is a name of a master city in the crosswalk (official, short, historical or alias):
+    the code is that city's. A prefecture entry's name must be such a name (or the entry must carry a
+    地区/自治州/盟 code). A county or district entry whose name begins with a master city's name
+    (`embedded_prefecture`, e.g. 北京市东城区) must carry that city's code. A province entry's name is
+    its province. Each problem names the file, the line and the column.
+    """
+    problems: list[Problem] = []
+    by_code = master.set_index("city_code")
+    province_codes = dict(zip(master["province"], master["province_code"], strict=False))
+    provinces = list(province_codes)
+    for r in pilots.itertuples(index=False):
+        line, name, code, level = int(r.line), r.name, r.city_code, r.level
+        year = batch_years.get(int(r.batch))
+        if level == "province":
+            if _squeezed(name) != _squeezed(r.province):
+                problems.append(
+                    Problem(file, f"a province entry names its province ({r.province!r})", line, "name")
+                )
+            continue
+        if code in by_code.index:
+            m = by_code.loc[code]
+            if year is not None and not m["first_year"] <= year <= m["last_year"]:
+                problems.append(
+                    Problem(
+                        file,
+                        f"city_code {code} ({m['city_name']}) exists in the city master only in "
+                        f"{m['first_year']}-{m['last_year']}, not in {year}, the policy year of batch "
+                        f"{r.batch}",
+                        line,
+                        "city_code",
+                    )
+                )
+            if m["province"] != r.province:
+                problems.append(
+                    Problem(
+                        file,
+                        f"city_code {code} is {m['city_name']} in {m['province']}, not in {r.province}",
+                        line,
+                        "city_code",
+                    )
+                )
+        elif code != "":
+            if not is_non_city_prefecture_code(code):
+                problems.append(
+                    Problem(
+                        file,
+                        f"city_code {code} is not in the city master (resources/cities/city_master.csv) "
+                        "nor the code of a 地区/自治州/盟; a county-level unit directly under a province or "
+                        "the XPCC takes an empty city_code",
+                        line,
+                        "city_code",
+                    )
+                )
+            elif code[:2] + "0000" != province_codes.get(r.province):
+                problems.append(
+                    Problem(
+                        file,
+                        f"city_code {code} is a 地区/自治州/盟 outside {r.province} (its province code is "
+                        f"{code[:2]}0000)",
+                        line,
+                        "city_code",
+                    )
+                )
+        own = crosswalk.get(normalise_name(name))
+        if own is not None:
+            if own != code:
+                problems.append(
+                    Problem(
+                        file,
+                        f"{name!r} is {by_code.loc[own, 'city_name']} ({own}) in the name crosswalk, "
+                        f"but city_code is {code or 'empty'}",
+                        line,
+                        "city_code",
+                    )
+                )
+        elif level == "prefecture" and code in by_code.index:
+            problems.append(
+                Problem(
+                    file,
+                    f"{name!r} is not a name of {by_code.loc[code, 'city_name']} ({code}), nor of any city "
+                    "in resources/cities/name_crosswalk.csv: correct the name or the code (another name "
+                    "of the city goes into the crosswalk)",
+                    line,
+                    "name",
+                )
+            )
+        elif level in ("county", "district"):
+            inside = embedded_prefecture(name, crosswalk, provinces)
+            if inside is not None and inside[1] != code:
+                problems.append(
+                    Problem(
+                        file,
+                        f"{name!r} lies in {by_code.loc[inside[1], 'city_name']} ({inside[1]}), but "
+                        f"city_code is {code or 'empty'}",
+                        line,
+                        "city_code",
+                    )
+                )
+    return problems
+
+
+def load_checked_pilot_list(
+    path: str | Path,
+    *,
+    master: pd.DataFrame,
+    crosswalk: Mapping[str, str],
+    batch_years: Mapping[int, int],
+) -> pd.DataFrame:
+    """`load_pilot_list` plus `pilot_list_problems`: the list every treatment coding uses. Raises one
+    InputError with every problem (file, line, column)."""
+    pilots = load_pilot_list(path, provinces=set(master["province"]))
+    raise_if(
+        pilot_list_problems(
+            pilots, str(path), master=master, crosswalk=crosswalk, batch_years=batch_years
+        ),
+        f"pilot list {Path(path).name} disagrees with the city master",
+    )
+    return pilots

@@ -321,6 +321,37 @@ def coverage_warning(coverage: pd.DataFrame) -> str | None:
     )
 
 
+def list_batch_counts(pilots: pd.DataFrame) -> pd.DataFrame:
+    """Entries and prefecture-level entries per batch of a pilot list, shaped like the official table
+    (columns batch, total, prefecture_level), so that `smart_city_coverage` can compare a supplied list
+    with it (for the low-carbon list, whose shipped version is complete)."""
+    _require(pilots, ("batch", "level"), "pilot list")
+    total = pilots.groupby("batch").size()
+    pref = pilots[pilots["level"] == "prefecture"].groupby("batch").size()
+    return pd.DataFrame(
+        {
+            "batch": total.index.astype(int),
+            "total": total.to_numpy(dtype=int),
+            "prefecture_level": pref.reindex(total.index, fill_value=0).to_numpy(dtype=int),
+        }
+    )
+
+
+def batch_counts_report(label: str, coverage: pd.DataFrame, reference: str) -> str:
+    """One line per batch of `smart_city_coverage` output: the supplied list's entries (prefecture-level
+    ones in brackets) next to the `reference` counts (e.g. "official" or "shipped list")."""
+    parts = []
+    for r in coverage.itertuples(index=False):
+        ref_pref = "" if pd.isna(r.official_prefecture_level) else f" ({r.official_prefecture_level})"
+        parts.append(
+            f"batch {r.batch}: {r.listed} ({r.listed_prefecture}) vs {r.official_total}{ref_pref}"
+        )
+    return (
+        f"{label} pilot list, entries (prefecture-level) per batch vs the {reference} counts: "
+        + "; ".join(parts)
+    )
+
+
 def rules_from_config(policy: Mapping) -> dict:
     """The keyword arguments of `code_treatment` (less `last_year`) from the config's `policy:` block."""
     return {

@@ -1,0 +1,275 @@
+"""Issue 11, items 5 and 6: user-supplied pilot lists against the city master, cross-field config checks,
+and I/O failures as InputErrors naming the file.
+
+Permission errors: the tests run as root, for whom a chmod 000 file is still readable, so a permission
+failure is simulated by monkeypatching the read to raise PermissionError (as the OS would for an
+ordinary user); a directory in place of a file and a broken symlink are real.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from demo_mutations import (
+    CONFIG,
+    build_panel_outputs,
+    mutable_copy,
+    nothing_written,
+)
+from dualpilot import reference
+from dualpilot.config_checks import ConfigError, check_config, config_problems
+from dualpilot.errors import InputError
+from workflow_helpers import copy_workflow, snakemake
+
+REPO = Path(__file__).resolve().parents[1]
+RES = REPO / "resources"
+MASTER = reference.load_city_master(RES / "cities/city_master.csv")
+CROSSWALK = reference.load_name_crosswalk(RES / "cities/name_crosswalk.csv")
+SC_YEARS = dict(enumerate(CONFIG["policy"]["smart_city"]["batch_years"], start=1))
+LC_YEARS = dict(enumerate(CONFIG["policy"]["low_carbon"]["batch_years"], start=1))
+HEADER = "batch,name,level,province,city_code,source\n"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cross-field config checks
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _with(changes: dict[str, object]) -> dict:
+    config = copy.deepcopy(CONFIG)
+    for dotted, value in changes.items():
+        node = config
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        node[last] = value
+    return config
+
+
+def test_default_config_is_consistent() -> None:
+    assert config_problems(CONFIG) == []
+    check_config(CONFIG)  # no exception
+
+
+BAD_CONFIGS = [
+    ({"years.start": 2024, "years.end": 2006}, "years.start = 2024 is after years.end = 2006"),
+    ({"event_study.window": [8, -6]}, "event_study.window = [8, -6]"),
+    ({"event_study.base": -9}, "event_study.base = -9 lies outside event_study.window"),
+    ({"event_study.base": 0}, "event_study.base = 0: the reference year must be before"),
+    ({"duration.bins": [[0, 3], [2, 5]]}, "duration.bins[1] = [2, 5] overlaps"),
+    ({"duration.bins": [[3, 1]]}, "duration.bins[0] = [3, 1]"),
+    ({"psm.baseline_end": 2000}, "psm.baseline_end = 2000 lies outside the study window"),
+    (
+        {"psm.baseline_end": 2011},
+        "psm.baseline_end = 2011 is not before the first policy year 2010",
+    ),
+    ({"demo.effects.baseline_end": 2030}, "demo.effects.baseline_end = 2030 lies outside"),
+    (
+        {"heterogeneity.baseline_before": 2006},
+        "heterogeneity.baseline_before = 2006 leaves no year",
+    ),
+    (
+        {"heterogeneity.baseline_before": 2013},
+        "heterogeneity.baseline_before = 2013 is after the first",
+    ),
+    ({"spatial.map_years": [2006, 2030]}, "spatial.map_years[1] = 2030 lies outside"),
+    ({"spatial.pilot_map_year": 2001}, "spatial.pilot_map_year = 2001 lies outside"),
+    ({"spatial.hotspot_years": [2005]}, "spatial.hotspot_years[0] = 2005 lies outside"),
+    ({"placebo.mixed.time_scope": [2015, 2010]}, "placebo.mixed.time_scope = [2015, 2010]"),
+    ({"placebo.time_random.shift_range": [5, 1]}, "placebo.time_random.shift_range = [5, 1]"),
+    ({"placebo.shards": 20, "placebo.draws": 10}, "placebo.shards = 20 exceeds placebo.draws = 10"),
+    ({"heterogeneity.shards": 8, "heterogeneity.draws": 4}, "heterogeneity.shards = 8 exceeds"),
+    ({"heterogeneity.shards": 2, "heterogeneity.draws": 0}, "no permutation test: use 1 shard"),
+    (
+        {"psm.method": "kernel", "psm.replacement": False},
+        "psm.method = kernel needs psm.replacement",
+    ),
+    ({"policy.low_carbon.batch_years": [2012, 2010, 2017]}, "policy.low_carbon.batch_years"),
+    (
+        {"robustness.grid.specs.12.trends.baseline_end": 1999},
+        "robustness.grid.specs[12].trends.baseline_end = 1999 lies outside",
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "message"), BAD_CONFIGS, ids=[m for _, m in BAD_CONFIGS])
+def test_contradicting_keys_are_named(changes: dict, message: str) -> None:
+    config = _with(changes)
+    problems = config_problems(config)
+    assert any(message in p for p in problems), problems
+    with pytest.raises(ConfigError, match="inconsistent"):
+        check_config(config)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    problems = config_problems(
+        _with({"years.start": 2030, "placebo.shards": 2000, "event_study.base": 3})
+    )
+    assert len(problems) == 3, problems
+
+
+def test_snakemake_dry_run_stops_with_the_keys_named(tmp_path: Path) -> None:
+    """A bad combination stops `snakemake -n` before any job, with the keys named and no traceback."""
+    work = copy_workflow(tmp_path / "w")
+    (work / "bad.yaml").write_text(
+        yaml.safe_dump(
+            {"years": {"start": 2024, "end": 2006}, "placebo": {"shards": 50, "draws": 10}}
+        )
+    )
+    proc = snakemake(work, "panel", "-n", "--cores", "1", "--configfile", "bad.yaml", check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "years.start = 2024 is after years.end = 2006" in text, text[-3000:]
+    assert "placebo.shards = 50 exceeds placebo.draws = 10" in text
+    assert "Traceback" not in text
+    assert not (work / "results").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pilot lists supplied by the user
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _list(tmp_path: Path, *rows: str, name: str = "smart_city_pilots.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(HEADER + "".join(r + ",src\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _load(path: Path, years=SC_YEARS) -> pd.DataFrame:
+    return reference.load_checked_pilot_list(
+        path, master=MASTER, crosswalk=CROSSWALK, batch_years=years
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["smart_city_pilots.csv", "low_carbon_pilots.csv"], ids=["smart_city", "low_carbon"]
+)
+def test_shipped_lists_pass(name: str) -> None:
+    years = SC_YEARS if name.startswith("smart") else LC_YEARS
+    assert len(_load(RES / "policy" / name, years)) > 0
+
+
+def test_right_city_under_another_name_is_accepted(tmp_path: Path) -> None:
+    path = _list(
+        tmp_path,
+        "1,襄樊市,prefecture,湖北省,420600",  # historical name (2006-2009) of 襄阳
+        "1,石家庄,prefecture,河北省,130100",  # short name
+        "1,毫州市,prefecture,安徽省,341600",  # alias (OCR variant of 亳州)
+        "1,北京市东城区,district,北京市,110000",
+        "2,河北省石家庄市正定县,county,河北省,130100",
+        "2,北京经济技术开发区,district,北京市,110000",  # no city name in it: province checked
+        "2,大兴安岭地区,prefecture,黑龙江省,232700",  # a 地区, not a city of the master
+        "3,昌吉市,county,新疆维吾尔自治区,652300",  # inside an autonomous prefecture
+        "3,第一师阿拉尔市,county,新疆维吾尔自治区,",  # directly under the XPCC: no code
+        "3,广东省,province,广东省,",
+    )
+    assert len(_load(path)) == 10
+
+
+BAD_ENTRIES = [
+    ("1,石家庄市,prefecture,河北省,130200", "city_code", "'石家庄市' is 石家庄市 (130100)"),
+    (
+        "1,某某市,prefecture,河北省,139900",
+        "city_code",
+        "city_code 139900 is not in the city master",
+    ),
+    ("1,济源市,county,河南省,419001", "city_code", "city_code 419001 is not in the city master"),
+    (
+        "2,巢湖市,prefecture,安徽省,341400",
+        "city_code",
+        "exists in the city master only in 2006-2010",
+    ),
+    ("1,毕节市,prefecture,贵州省,520500", "city_code", "only in 2011-2023, not in 2010"),
+    (
+        "1,不存在市,prefecture,河北省,130100",
+        "name",
+        "'不存在市' is not a name of 石家庄市 (130100)",
+    ),
+    (
+        "1,北京市东城区,district,北京市,120000",
+        "city_code",
+        "'北京市东城区' lies in 北京市 (110000), but city_code is 120000",
+    ),
+    (
+        "1,朔州市平鲁区,district,河北省,140600",
+        "city_code",
+        "140600 is 朔州市 in 山西省, not in 河北省",
+    ),
+    (
+        "1,石家庄市正定县,county,河北省,",
+        "city_code",
+        "lies in 石家庄市 (130100), but city_code is empty",
+    ),
+    ("1,大兴安岭地区,prefecture,吉林省,232700", "city_code", "a 地区/自治州/盟 outside 吉林省"),
+    ("1,广东省,province,广西壮族自治区,", "name", "a province entry names its province"),
+]
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "message"), BAD_ENTRIES, ids=[m for *_, m in BAD_ENTRIES]
+)
+def test_wrong_entry_is_an_error_naming_file_line_and_column(
+    tmp_path: Path, row: str, column: str, message: str
+) -> None:
+    path = _list(tmp_path, "1,太原市,prefecture,山西省,140100", row, name="low_carbon_pilots.csv")
+    with pytest.raises(InputError) as err:
+        _load(path, LC_YEARS)  # batch 1: 2010, batch 2: 2012
+    text = str(err.value)
+    assert f"{path}, line 3, column {column!r}: " in text, text
+    assert message in text, text
+    assert {p.line for p in err.value.problems} == {3}, text  # the good entry on line 2 passes
+
+
+def test_wrong_user_list_stops_the_build_with_no_panel(
+    pristine_demo_raw: Path, tmp_path: Path
+) -> None:
+    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
+    policy = raw / "policy" / "low_carbon_pilots.csv"
+    lines = (
+        (RES / "policy/low_carbon_pilots.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    )
+    i = next(i for i, line in enumerate(lines) if line.startswith("2,石家庄市,"))
+    lines[i] = lines[i].replace(",130100,", ",130200,")  # 石家庄市 with 唐山's code
+    policy.write_text("".join(lines), encoding="utf-8")
+    results = tmp_path / "results"
+    with pytest.raises(InputError) as err:
+        build_panel_outputs(raw, results)
+    text = str(err.value)
+    assert f"{policy}, line {i + 1}, column 'city_code'" in text, text
+    assert "石家庄市 (130100)" in text and "130200" in text
+    assert nothing_written(results)
+
+
+def test_batch_counts_are_logged_next_to_the_official_ones(
+    pristine_demo_raw: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
+    (raw / "policy").mkdir(exist_ok=True)
+    (raw / "policy" / "low_carbon_pilots.csv").write_bytes(
+        (RES / "policy/low_carbon_pilots.csv").read_bytes()
+    )
+    caplog.set_level(logging.INFO, logger="dualpilot")
+    build_panel_outputs(raw, tmp_path / "results")
+    sc_listed = reference.load_pilot_list(raw / "policy" / "smart_city_pilots.csv")
+    n1 = int((sc_listed["batch"] == 1).sum())
+    p1 = int(((sc_listed["batch"] == 1) & (sc_listed["level"] == "prefecture")).sum())
+    messages = [r.getMessage() for r in caplog.records]
+    sc = next(m for m in messages if m.startswith("smart_city pilot list, entries"))
+    assert f"vs the official counts: batch 1: {n1} ({p1}) vs 90 (37); batch 2: " in sc, sc
+    assert "batch 3: " in sc and "vs 97" in sc  # 84 new pilots + 13 extensions
+    lc = next(m for m in messages if m.startswith("low_carbon pilot list, entries"))
+    shipped = reference.load_pilot_list(RES / "policy/low_carbon_pilots.csv")
+    per_batch = [
+        f"batch {b}: {len(g)} ({(g['level'] == 'prefecture').sum()})"
+        for b, g in shipped.groupby("batch")
+    ]
+    assert per_batch[0] == "batch 1: 13 (8)"  # 5 provinces and 8 cities (发改气候〔2010〕1587号)
+    expected = "; ".join(f"{x} vs {x.split(': ')[1]}" for x in per_batch)
+    assert lc.endswith(f"vs the shipped (complete) list's counts: {expected}"), lc
