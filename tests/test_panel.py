@@ -354,9 +354,13 @@ def test_empty_sample_is_an_error(ref, tmp_path):
 
 
 def test_every_panel_column_has_a_short_bilingual_label():
+    from dualpilot.tables import load_labels
+
+    entries = load_labels().entries  # the one label source: resources/labels/terms.csv
     for column in P.PANEL_COLUMNS:
         zh, en = entries[column]
         assert zh and en and en.isascii()
+        assert P.stata_label(column) == f"{zh} / {en}"
         assert len(P.stata_label(column)) <= 80
     assert entries["lq"] == ("IT产业就业区位熵", "IT employment location quotient")
 

@@ -81,6 +81,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "rows_kept",
 )
 
+
 def stata_label(column: str, labels: str | Path | None = None) -> str:
     """The .dta variable label of `column`: "zh / en" from the one label file of the workflow,
     resources/labels/terms.csv (or `labels`), which tables and figures read too (ValueError if the
