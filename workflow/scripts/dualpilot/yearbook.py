@@ -25,6 +25,7 @@ count. Every kept row carries its line so later checks can point at it.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import math
@@ -41,7 +42,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from dualpilot.errors import InputError, Problem
+from dualpilot.errors import InputError, Problem, io_problem, raise_if
 from dualpilot.reference import normalise_name
 
 log = logging.getLogger(__name__)
@@ -156,11 +157,58 @@ _TITLE_UNIT = re.compile(r"单位:(.+)$")
 
 
 def title_unit(text: str) -> str | None:
-    """The unit of a title line such as `单位：万人` (canonical spelling), or None."""
+    """The unit of a title line such as `单位：万人` (canonical spelling), or None (also for a title that
+    names no single unit, such as `单位：见各栏`)."""
     match = _TITLE_UNIT.search(squeeze(text))
     if match is None:
         return None
     return UNIT_SPELLINGS.get(match.group(1))
+
+
+def canonical_unit(unit: str) -> str:
+    """A unit of header_aliases.csv in the spelling of `UNIT_SPELLINGS`."""
+    return UNIT_SPELLINGS.get(squeeze(unit), unit)
+
+
+def title_unit_problems(
+    file: str,
+    title_rows: Sequence[Sequence[object]],
+    table: str,
+    found: Mapping[str, int],
+    header: Sequence[str],
+    aliases: HeaderAliases,
+) -> list[Problem]:
+    """Problems of the `单位：` lines above the header, in either table.
+
+    A title line naming one unit (`单位：亿元`) states the unit of every column that has no unit of its own
+    in brackets; a bracketed unit overrides it for its column. One problem per such title line whose unit
+    is not the required unit of some column without brackets (the columns are listed), naming the line
+    and the cell. Nothing is converted: the user converts the column or writes its unit in its header.
+    `found` maps each variable to its column index in `header`."""
+    problems: list[Problem] = []
+    for i, row in enumerate(title_rows):
+        for j, cell in enumerate(row):
+            unit = title_unit(cell) if isinstance(cell, str) else None
+            if unit is None:
+                continue
+            wrong = [
+                f"{_column(k, header[k])} ({variable}) must be in {aliases.unit(table, variable)}"
+                for variable, k in found.items()
+                if not header_units(header[k])
+                and canonical_unit(aliases.unit(table, variable)) != unit
+            ]
+            if wrong:
+                problems.append(
+                    Problem(
+                        file,
+                        f"the table says its unit is {unit} ({squeeze(cell)}), which holds for every "
+                        f"column without a unit in brackets, but {'; '.join(wrong)}: convert the values "
+                        "to the required unit, or write each column's unit in brackets in its header",
+                        i + 1,
+                        column_letter(j),
+                    )
+                )
+    return problems
 
 
 @dataclass(frozen=True)
@@ -318,7 +366,10 @@ def _text(value: object) -> str:
 
 def load_aliases(path: str | Path) -> HeaderAliases:
     """Read resources/yearbook/header_aliases.csv (UTF-8) into `HeaderAliases`."""
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(io_problem(path, exc), "cannot read the header aliases") from exc
     return HeaderAliases.from_frame(df, source=str(path))
 
 
@@ -539,6 +590,8 @@ def read_rows(path: str | Path) -> tuple[list[list[object]], str]:
 
         try:
             wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        except OSError as exc:  # permission denied, a directory, a broken link, a vanished file
+            raise UnreadableFile(io_problem(path, exc)) from exc
         except Exception as exc:  # openpyxl raises zipfile/XML errors of many kinds
             raise UnreadableFile(
                 Problem(str(path), f"cannot open as an XLSX workbook: {exc}")
@@ -552,7 +605,10 @@ def read_rows(path: str | Path) -> tuple[list[list[object]], str]:
         return rows, "xlsx"
     if suffix != ".csv":
         raise UnreadableFile(Problem(str(path), "not a .csv or .xlsx file"))
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # permission denied, a directory, a broken link, a vanished file
+        raise UnreadableFile(io_problem(path, exc)) from exc
     for encoding in ENCODINGS:
         try:
             text = data.decode(encoding)
@@ -571,32 +627,125 @@ def read_rows(path: str | Path) -> tuple[list[list[object]], str]:
 # Plausibility
 # ---------------------------------------------------------------------------------------------------------
 
-#: Upper bounds that no real prefecture-level city reaches; a value above one almost always means a wrong
-#: unit (persons for 万人, 元 for 万元). The largest real values, 2006-2023, for comparison.
-PLAUSIBLE_MAX: dict[str, float] = {
-    "total_emp": 2000.0,  # 万人; contract. Largest: 北京/上海/重庆, under 1,000
-    "it_emp": 2000.0,  # 万人; also every optional emp_* column
-    "population": 5000.0,  # 万人; largest 户籍 population: 重庆, about 3,400
-    "area": 600_000.0,  # km²; largest units: 巴音郭楞 about 471,000, 那曲 about 430,000 (300,000 is unsafe)
-    "gdp": 1e9,  # 万元 = 10 万亿元; largest: 上海 2023, about 4.7 万亿元
-    "fiscal_exp": 1e9,  # 万元; largest: 上海, about 0.9 万亿元
-    "loans": 1e10,  # 万元 = 100 万亿元; largest: 北京/上海, about 12 万亿元
-    "fdi": 1e7,  # 万美元 = 1,000 亿美元; largest: 上海, about 250 亿美元
-    "students": 1e7,  # persons; largest: 广州/郑州, under 2 million
-    "so2": 1e7,  # tonnes; the national total was about 22 million t in 2006, a city under 1 million
-    "secondary_share": 100.0,  # %
-    "green_cover": 100.0,  # %
-}
-#: Variables that cannot be zero (a zero is how some digitisers wrote "unknown": use a missing marker).
-STRICTLY_POSITIVE = frozenset({"total_emp", "gdp", "population", "area"})
 #: Percent columns: if the median of a table's column is at most 1, the column holds fractions.
 PERCENT_VARIABLES = frozenset({"secondary_share", "green_cover"})
+#: The bounds of every optional employment column `emp_<ascii>` are the row with this name.
+OPTIONAL_BOUNDS = "emp_*"
+#: The shipped bounds (`read_table` uses them unless given others).
+SHIPPED_BOUNDS = Path(__file__).resolve().parents[3] / "resources" / "yearbook" / "plausibility.csv"
+BOUNDS_COLUMNS: tuple[str, ...] = ("variable", "unit", "lower", "upper", "why")
 
 
-def _upper_bound(variable: str) -> float | None:
-    if variable.startswith("emp_"):
-        return PLAUSIBLE_MAX["it_emp"]
-    return PLAUSIBLE_MAX.get(variable)
+@dataclass(frozen=True)
+class Bound:
+    """The plausible range [lower, upper] of one raw variable for one city-year, in `unit`."""
+
+    variable: str
+    unit: str
+    lower: float
+    upper: float
+    why: str
+
+
+class PlausibilityBounds:
+    """Lower and upper bounds of every raw variable of the yearbook tables (resources/yearbook/
+    plausibility.csv): the required variables of both tables and, through the row `emp_*`, every optional
+    employment column. Build it with `load_bounds`."""
+
+    def __init__(self, bounds: Mapping[str, Bound], source: str):
+        self.bounds = dict(bounds)
+        self.source = source
+
+    def __getitem__(self, variable: str) -> Bound:
+        if OPTIONAL_VARIABLE.fullmatch(variable):
+            return self.bounds[OPTIONAL_BOUNDS]
+        return self.bounds[variable]
+
+
+def load_bounds(path: str | Path, aliases: HeaderAliases | None = None) -> PlausibilityBounds:
+    """Read and validate resources/yearbook/plausibility.csv (columns `BOUNDS_COLUMNS`).
+
+    Every required variable of both tables and `emp_*` must have exactly one row; lower and upper are
+    finite numbers with 0 <= lower < upper; `why` is not empty; with `aliases`, each unit must be the unit
+    header_aliases.csv requires for the variable. Raises InputError naming file, line and column."""
+    file = str(path)
+    try:
+        rows, _ = read_rows(path)
+    except UnreadableFile as exc:
+        raise InputError(exc.problem, "cannot read the plausibility bounds") from exc
+    header = [_text(c) for c in rows[0]] if rows else []
+    missing = [c for c in BOUNDS_COLUMNS if c not in header]
+    if missing:
+        raise InputError(
+            Problem(file, f"missing column(s) {', '.join(missing)}", 1), "bad plausibility bounds"
+        )
+    at = {c: header.index(c) for c in BOUNDS_COLUMNS}
+    known = {v: t for t, vs in REQUIRED_VARIABLES.items() for v in vs} | {
+        OPTIONAL_BOUNDS: "employment"
+    }
+    bounds: dict[str, Bound] = {}
+    first_line: dict[str, int] = {}  # variable -> its first row
+    problems: list[Problem] = []
+    for line, row in enumerate(rows[1:], start=2):
+        if all(_is_blank(c) for c in row):
+            continue
+        cell = {c: _text(row[j]) if j < len(row) else "" for c, j in at.items()}
+        variable, ok = cell["variable"], True
+        if variable not in known:
+            problems.append(
+                Problem(
+                    file,
+                    f"{variable!r} is not a raw variable of the yearbook tables (nor {OPTIONAL_BOUNDS})",
+                    line,
+                    "variable",
+                )
+            )
+            ok = False
+        elif variable in first_line:
+            problems.append(
+                Problem(file, f"bounds repeated (line {first_line[variable]})", line, "variable")
+            )
+            ok = False
+        else:
+            first_line[variable] = line
+        number = {}
+        for column in ("lower", "upper"):
+            value = parse_number(cell[column])
+            if value is None or not math.isfinite(value):
+                problems.append(Problem(file, f"{cell[column]!r} is not a number", line, column))
+                ok = False
+            number[column] = value
+        if ok and not 0 <= number["lower"] < number["upper"]:
+            problems.append(
+                Problem(file, f"need 0 <= lower < upper {number['upper']:g}", line, "lower")
+            )
+            ok = False
+        if not cell["why"]:
+            problems.append(Problem(file, "empty: say why the bounds are safe", line, "why"))
+        if ok and aliases is not None:
+            units = {
+                e.unit
+                for e in aliases.entries
+                if e.variable == variable
+                or (variable == OPTIONAL_BOUNDS and OPTIONAL_VARIABLE.fullmatch(e.variable))
+            }
+            if units != {cell["unit"]}:
+                need = " or ".join(sorted(units))
+                problems.append(
+                    Problem(file, f"{variable} is in {need} (header_aliases.csv)", line, "unit")
+                )
+        if ok:
+            lower, upper = number["lower"], number["upper"]
+            bounds[variable] = Bound(variable, cell["unit"], lower, upper, cell["why"])
+    problems += [Problem(file, f"no bounds for {v}") for v in known if v not in first_line]
+    raise_if(problems, f"{file} is not a valid table of plausibility bounds")
+    return PlausibilityBounds(bounds, file)
+
+
+@functools.cache
+def shipped_bounds() -> PlausibilityBounds:
+    """The bounds of resources/yearbook/plausibility.csv, read once."""
+    return load_bounds(SHIPPED_BOUNDS)
 
 
 def check_values(
@@ -604,41 +753,32 @@ def check_values(
     file: str,
     table: str,
     columns: Mapping[str, str],
-    units: Mapping[str, str],
+    bounds: PlausibilityBounds,
     header_line: int | None,
 ) -> list[Problem]:
-    """Negative values, zeros where impossible, values above `PLAUSIBLE_MAX`, it_emp > total_emp and
-    percent columns holding fractions. `df` has a `line` column and one column per variable; `columns`
-    names each variable's column as a message shows it, `units` its required unit."""
+    """Values outside their plausibility bounds (negative, a zero where `lower` > 0, below `lower`, above
+    `upper`), it_emp > total_emp and percent columns holding fractions. `df` has a `line` column and one
+    column per variable; `columns` names each variable's column as a message shows it."""
     problems: list[Problem] = []
+    lines = df["line"].to_numpy()
     for variable, column in columns.items():
         values = df[variable].to_numpy(dtype=float)
-        lines = df["line"].to_numpy()
-        unit = f" {units[variable]}" if units.get(variable) else ""
-        for value, line in zip(values, lines, strict=True):
-            if math.isnan(value):
-                continue
+        bound = bounds[variable]
+        unit = f" {bound.unit}"
+        outside = (values < bound.lower) | (values > bound.upper)  # NaN compares False
+        for value, line in zip(values[outside], lines[outside], strict=True):
             if value < 0:
-                problems.append(Problem(file, f"negative value {value:g}", int(line), column))
-            elif value == 0 and variable in STRICTLY_POSITIVE:
-                problems.append(
-                    Problem(
-                        file,
-                        f"{variable} is 0, which no city has; write a missing marker if unknown",
-                        int(line),
-                        column,
-                    )
+                msg = f"negative value {value:g}"
+            elif value == 0:
+                msg = f"{variable} is 0, which no city has; write a missing marker if unknown"
+            else:
+                side = "below" if value < bound.lower else "above"
+                limit = bound.lower if value < bound.lower else bound.upper
+                msg = (
+                    f"implausible {variable} {value:,g} ({side} {limit:,g}{unit} for one city, "
+                    f"{Path(bounds.source).name}): is the unit{unit} as required?"
                 )
-            elif (bound := _upper_bound(variable)) is not None and value > bound:
-                problems.append(
-                    Problem(
-                        file,
-                        f"implausible {variable} {value:,g} (above {bound:,g}{unit} for one city): "
-                        f"is the unit{unit} as required?",
-                        int(line),
-                        column,
-                    )
-                )
+            problems.append(Problem(file, msg, int(line), column))
         if variable in PERCENT_VARIABLES and np.isfinite(values).any():
             median = float(np.nanmedian(values))
             if median <= 1.0:
@@ -777,6 +917,7 @@ class TableStats:
     skipped: dict[str, int] = field(default_factory=dict)  # note/total/province/label/blank
     ignored_columns: list[str] = field(default_factory=list)
     unmatched_labels: list[tuple[int, str]] = field(default_factory=list)
+    columns: dict[str, str] = field(default_factory=dict)  # variable -> column, as messages name it
 
     def skip(self, kind: str) -> None:
         self.skipped[kind] = self.skipped.get(kind, 0) + 1
@@ -812,6 +953,7 @@ def read_table(
     edition: int,
     aliases: HeaderAliases,
     crosswalk: Mapping[str, str],
+    bounds: PlausibilityBounds | None = None,
 ) -> tuple[pd.DataFrame, list[Problem], TableStats]:
     """Read one yearbook table and validate it on its own.
 
@@ -820,7 +962,8 @@ def read_table(
     duplicated required column, unit in a header bracket or in a `单位：` title line other than the required
     one, unknown city, duplicated city, non-numeric cell, negative, zero or implausible value, it_emp >
     total_emp), and `TableStats`. `crosswalk` maps `normalise_name(name)` to a 6-digit city code.
-    Columns whose header matches no alias are ignored and listed in the stats.
+    Columns whose header matches no alias are ignored and listed in the stats. `bounds` are the
+    plausibility bounds of the values (default: the shipped resources/yearbook/plausibility.csv).
     """
     if table not in TABLES:
         raise ValueError(f"table must be one of {TABLES}, not {table!r}")
@@ -843,19 +986,6 @@ def read_table(
     stats.header_line = h + 1
     header = ["" if c is None else str(c).strip() for c in rows[h]]
     problems: list[Problem] = []
-
-    if table == "employment":
-        for i in range(h):
-            for cell in rows[i]:
-                unit = title_unit(cell) if isinstance(cell, str) else None
-                if unit is not None and unit != "万人":
-                    problems.append(
-                        Problem(
-                            file,
-                            f"the table says its unit is {unit}; employment must be in 万人",
-                            i + 1,
-                        )
-                    )
 
     # Columns -> variables.
     found: dict[str, int] = {}
@@ -881,7 +1011,7 @@ def read_table(
             )
             continue
         found[alias.variable] = j
-        required_unit = UNIT_SPELLINGS.get(squeeze(alias.unit), alias.unit)
+        required_unit = canonical_unit(alias.unit)
         for unit in header_units(text):
             if unit != required_unit:
                 problems.append(
@@ -904,8 +1034,10 @@ def read_table(
             "added to resources/yearbook/header_aliases.csv"
         )
         problems.append(Problem(file, msg, h + 1, None))
+    problems += title_unit_problems(file, rows[:h], table, found, header, aliases)
     variables = [v for v in aliases.variables(table) if v in found]
     columns = {v: _column(found[v], header[found[v]]) for v in variables}
+    stats.columns = columns
     name_column = _column(0, header[0])
 
     # Rows.
@@ -1032,8 +1164,8 @@ def read_table(
             )
     df = pd.DataFrame.from_records(records, columns=["city_code", "name", "line", *variables])
     df = df.astype({"line": "int64", **{v: "float64" for v in variables}})
-    units = {v: aliases.unit(table, v) for v in variables}
-    problems.extend(check_values(df, file, table, columns, units, stats.header_line))
+    bounds = shipped_bounds() if bounds is None else bounds
+    problems.extend(check_values(df, file, table, columns, bounds, stats.header_line))
     stats.rows_kept = len(df)
     if stats.unmatched_labels:
         log.warning(
