@@ -477,17 +477,13 @@ def honest_sensitivity(
 
 _HONEST_TEXT: dict[str, dict[str, str]] = {
     "zh": {
-        "first_post": "政策当期效应",
-        "avg_post": "平均处理后效应",
-        "RM": "相对幅度限制（M̄）",
-        "SD": "平滑性限制（M）",
+        "RM": "相对幅度约束（M̄）",
+        "SD": "平滑性约束（M）",
         "original": "原始",
         "y": "{ci} 稳健置信区间",
         "empty": "空集",
     },
     "en": {
-        "first_post": "First post-period effect",
-        "avg_post": "Average post-period effect",
         "RM": "Relative magnitudes (M̄)",
         "SD": "Smoothness (M)",
         "original": "Original",
@@ -497,18 +493,37 @@ _HONEST_TEXT: dict[str, dict[str, str]] = {
 }
 
 
+def bound_ticks(values: Sequence[float]) -> list[str]:
+    """Tick labels of the M̄ or M grid with one number of decimals for all, just enough to tell the
+    smallest step apart (0.00511, 0.0102 -> "0.005", "0.010"; 0.5, 1, 2 -> "0.5", "1.0", "2.0")."""
+    vals = sorted(float(v) for v in values)
+    steps = [b - a for a, b in zip(vals, vals[1:], strict=False) if b - a > 0]
+    scale = min([*steps, *(abs(v) for v in vals if v)], default=1.0)
+    decimals = max(0, -math.floor(math.log10(scale))) if scale > 0 else 0
+    return [f"{v:.{decimals}f}" for v in vals]
+
+
 def honestdid_figure(
-    frame: pd.DataFrame, *, alpha: float = 0.05, language: Language = "zh"
+    frame: pd.DataFrame,
+    *,
+    alpha: float = 0.05,
+    language: Language = "zh",
+    labels: tables.Labels | Mapping[str, tuple[str, str]] | None = None,
 ) -> Figure:
     """Sensitivity plot: one row of panels per target (first_post, avg_post), relative magnitudes on the
     left and smoothness on the right; each panel shows the original CI and the robust set at each M̄ or
-    M as vertical intervals (methods side by side), an empty set as a labelled cross."""
+    M as vertical intervals (methods side by side), an empty set as a labelled cross. Targets and methods
+    are labelled from `labels` (resources/labels/terms.csv: ``first_post``, ``method:FLCI``, ...); the
+    M̄/M ticks share one number of decimals (`bound_ticks`); one legend for all panels sits below them,
+    clear of the zero line."""
     lang = plots.configure_fonts(language)
+    lab = tables.resolve_labels(labels)
     text = _HONEST_TEXT[lang]
     targets = list(dict.fromkeys(frame["target"]))
-    fig = Figure(figsize=(9.0, 3.4 * len(targets)), layout="constrained")
+    fig = Figure(figsize=(9.0, 3.2 * len(targets) + 0.6), layout="constrained")
     axes = fig.subplots(len(targets), 2, squeeze=False)
     level = f"{(1 - alpha) * 100:g}%"
+    legend: dict[str, Any] = {}
     for i, target in enumerate(targets):
         part = frame[frame["target"] == target]
         original = part[part["restriction"] == "none"]
@@ -516,46 +531,59 @@ def honestdid_figure(
             ax = axes[i][j]
             rows = part[part["restriction"] == restriction]
             values = sorted(set(rows["Mbar_or_M"].astype(float)))
-            labels = [text["original"], *(f"{v:.3g}" for v in values)]
+            ticks = [text["original"], *bound_ticks(values)]
             methods = list(dict.fromkeys(rows["method"]))
             _interval(ax, 0.0, original.iloc[0], color="0.25", marker="s", label=None, text=text)
             for k, method in enumerate(methods):
                 shift = 0.12 * (k - (len(methods) - 1) / 2)
                 sub = rows[rows["method"] == method]
+                name = lab.value("method", str(method), lang) or str(method)
                 for pos, value in enumerate(values, start=1):
                     cell = sub[np.isclose(sub["Mbar_or_M"].astype(float), value)]
                     if cell.empty:
                         continue
-                    _interval(
+                    handle = _interval(
                         ax,
                         pos + shift,
                         cell.iloc[0],
-                        color=f"C{k}",
-                        marker=_MARKERS[k % len(_MARKERS)],
-                        label=method if pos == 1 else None,
+                        color=f"C{k + 2 * j}",
+                        marker=_MARKERS[(k + 2 * j) % len(_MARKERS)],
+                        label=name,
                         text=text,
                     )
+                    if handle is not None:
+                        legend.setdefault(name, handle)
             ax.axhline(0.0, linestyle="--", color="0.45", linewidth=0.9, zorder=0)
-            ax.set_xticks(range(len(labels)), labels=labels)
+            ax.set_xticks(range(len(ticks)), labels=ticks)
             ax.set_xlabel(text[restriction])
-            ax.set_title(f"{text.get(target, target)}", fontsize="medium")
+            ax.set_title(lab.get(str(target), lang), fontsize="medium")
             if j == 0:
                 ax.set_ylabel(text["y"].format(ci=level))
-            if methods:
-                ax.legend(frameon=False, fontsize="small")
+    if legend:
+        fig.legend(
+            list(legend.values()),
+            list(legend),
+            loc="outside lower center",
+            ncols=min(len(legend), 4),
+            frameon=False,
+            fontsize="small",
+        )
     return fig
 
 
-def _interval(ax: Any, x: float, row: pd.Series, **style: Any) -> None:
-    """Draw one confidence set as a vertical segment (a cross marked 'empty' when it is empty)."""
+def _interval(ax: Any, x: float, row: pd.Series, **style: Any) -> Any:
+    """Draw one confidence set as a vertical segment (a cross marked 'empty' when it is empty); returns
+    the segment's line (for the legend), or None for an empty set."""
     text = style.pop("text")
     lo, hi = float(row["conf_low"]), float(row["conf_high"])
     if math.isnan(lo) or math.isnan(hi):
         ax.plot([x], [0.0], marker="x", color=style["color"], linestyle="none")
         ax.annotate(text["empty"], (x, 0.0), xytext=(0, 6), textcoords="offset points", ha="center")
-        return
-    ax.plot([x, x], [lo, hi], color=style["color"], linewidth=2.0, label=style["label"])
-    ax.plot([x, x], [lo, hi], marker=style["marker"], color=style["color"], linestyle="none")
+        return None
+    (line,) = ax.plot(
+        [x, x], [lo, hi], color=style["color"], linewidth=2.0, marker=style["marker"], markevery=[0, 1]
+    )
+    return line
 
 
 # --------------------------------------------------------------------------------------------------
