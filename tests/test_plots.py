@@ -257,6 +257,87 @@ def test_multi_event_study_offsets_and_legend() -> None:
         multi_event_study({})
 
 
+def test_estimators_side_by_side_state_their_samples() -> None:
+    """Estimators on different samples (Callaway-Sant'Anna needs a balanced panel) say so in the legend."""
+    estimates = {
+        "TWFE": event_tidy().assign(n_obs=5046, n_clusters=283),
+        "Callaway-Sant'Anna": event_tidy(0.02, seed=1).assign(n_obs=4410, n_clusters=245),
+    }
+    en = multi_event_study(estimates, base_period=-1, language="en")
+    texts = [t.get_text() for t in en.axes[0].get_legend().get_texts()]
+    assert texts == ["TWFE (283 cities, 5,046 obs.)", "Callaway-Sant'Anna (245 cities, 4,410 obs.)"]
+    lang = configure_fonts("zh")
+    zh = multi_event_study(estimates, base_period=-1, language="zh")
+    texts = [t.get_text() for t in zh.axes[0].get_legend().get_texts()]
+    if lang == "zh":
+        assert texts[1] == "Callaway-Sant'Anna（245 个城市，4,410 个观测值）"
+    # rows that disagree on the sample: no claim is made
+    mixed = estimates["TWFE"].assign(n_obs=[5046, 5000] * 7)
+    assert plots.sample_text(mixed, "en") is None
+
+
+def test_time_placebo_is_a_coefficient_plot_per_shift() -> None:
+    """Five shifts are five estimates, each with its own interval: no density, no p-values."""
+    draws = pd.DataFrame(
+        {
+            "kind": "time",
+            "draw": range(5),
+            "estimate": [0.017, 0.020, 0.023, 0.023, 0.020],
+            "std_error": [0.005, 0.005, 0.005, 0.005, 0.006],
+            "p_value": [0.001, 0.0, 0.0, 0.0, 0.001],
+            "shift": [1, 2, 3, 4, 5],
+        }
+    )
+    draws["conf_low"] = draws["estimate"] - 1.97 * draws["std_error"]
+    draws["conf_high"] = draws["estimate"] + 1.97 * draws["std_error"]
+    fig = plots.placebo_figure(draws, 0.17, language="en")
+    (ax,) = fig.axes  # one panel, not density + p-value scatter
+    (container,) = errorbars(ax)
+    x, y = points(container)
+    np.testing.assert_allclose(x, [1, 2, 3, 4, 5])
+    np.testing.assert_allclose(y, draws["estimate"])
+    segs = whisker_ends(container)
+    np.testing.assert_allclose(segs[:, 0, 1], draws["conf_low"])
+    np.testing.assert_allclose(segs[:, 1, 1], draws["conf_high"])
+    assert "p-value" not in ax.get_ylabel() and "density" not in ax.get_ylabel().lower()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4", "5"]
+    levels = sorted(float(line.get_ydata()[0]) for line in ax.get_lines() if len(line.get_ydata()) == 2)
+    assert levels == pytest.approx([0.0, 0.17])  # the zero line and the true estimate
+    random = draws.drop(columns="shift")
+    assert len(plots.placebo_figure(random, 0.17, language="en").axes) == 2
+
+
+def test_honestdid_figure_ticks_legend_and_labels() -> None:
+    from dualpilot import robustness
+
+    m_grid = [0.0, 0.00511155, 0.01022311, 0.01533466, 0.02044621]
+    rows = [("first_post", "none", "original", np.nan, 0.09, 0.14)]
+    rows += [("first_post", "RM", "C-LF", m, 0.09 - m / 10, 0.14 + m / 10) for m in (0.5, 1, 2)]
+    for method in ("FLCI", "Conditional"):
+        rows += [("first_post", "SD", method, m, 0.09 - m, 0.14 + m) for m in m_grid]
+    frame = pd.DataFrame(
+        rows, columns=["target", "restriction", "method", "Mbar_or_M", "conf_low", "conf_high"]
+    )
+    assert robustness.bound_ticks(m_grid) == ["0.000", "0.005", "0.010", "0.015", "0.020"]
+    assert robustness.bound_ticks([0.5, 1, 2]) == ["0.5", "1.0", "2.0"]
+    fig = robustness.honestdid_figure(frame, language="en")
+    rm, sd = fig.axes
+    assert [t.get_text() for t in sd.get_xticklabels()] == [
+        "Original", "0.000", "0.005", "0.010", "0.015", "0.020"
+    ]  # fmt: skip
+    assert rm.get_legend() is None and sd.get_legend() is None  # one legend, below the panels
+    (legend,) = fig.legends
+    names = [t.get_text() for t in legend.get_texts()]
+    assert names == [
+        "Conditional-LF hybrid (C-LF)", "Fixed-length CI (FLCI)", "Conditional CI"
+    ]  # fmt: skip
+    if configure_fonts("zh") == "zh":
+        zh = robustness.honestdid_figure(frame, language="zh")
+        (legend,) = zh.legends
+        assert [t.get_text() for t in legend.get_texts()][1] == "固定长度置信区间（FLCI）"
+        assert zh.axes[0].get_title() == "首期效应（相对时间 0）"
+
+
 def test_horizontal_coefplot_with_two_models() -> None:
     rows = []
     for model, shift in [("(1)", 0.0), ("(2)", 0.02)]:

@@ -84,11 +84,29 @@ _TEXT: dict[str, dict[str, str]] = {
         "event_axis": "相对政策实施年份",
         "coef_axis": "估计系数及 {ci} 置信区间",
         "base": "基期",
+        "sample": "{cities} 个城市，{obs} 个观测值",
+        "named_sample": "{name}（{sample}）",
+        "true_estimate": "真实估计值",
+        "placebo_estimate": "安慰剂估计系数",
+        "density": "核密度",
+        "p_value": "p 值",
+        "shift_axis": "虚构政策时点提前的年数",
+        "shift_coef": "安慰剂估计系数及 {ci} 置信区间",
+        "shift_title": "时间安慰剂检验：各提前年数的估计",
     },
     "en": {
         "event_axis": "Years relative to the pilot",
         "coef_axis": "Estimate and {ci} confidence interval",
         "base": "Base period",
+        "sample": "{cities} cities, {obs} obs.",
+        "named_sample": "{name} ({sample})",
+        "true_estimate": "True estimate",
+        "placebo_estimate": "Placebo estimate",
+        "density": "Kernel density",
+        "p_value": "p-value",
+        "shift_axis": "Fake start moved earlier by (years)",
+        "shift_coef": "Placebo estimate and {ci} confidence interval",
+        "shift_title": "Time placebo: one estimate per shift",
     },
 }
 
@@ -190,6 +208,29 @@ def _pick_text(value: TextArg, language: Language, what: str) -> str | None:
         log.warning("%s %r is Chinese but the figure is in English; it is left out", what, value)
         return None
     return value
+
+
+def sample_text(tidy: pd.DataFrame, language: Language) -> str | None:
+    """ "245 个城市，4,410 个观测值" / "245 cities, 4,410 obs.": the sample of one model's rows, from its
+    n_clusters (clustered by city) and n_obs; None when the frame does not say or its rows disagree."""
+    values = []
+    for column in ("n_clusters", "n_obs"):
+        if column not in tidy.columns:
+            return None
+        found = pd.to_numeric(tidy[column], errors="coerce").dropna().unique()
+        if len(found) != 1:
+            return None
+        values.append(f"{round(float(found[0])):,}")
+    return _TEXT[language]["sample"].format(cities=values[0], obs=values[1])
+
+
+def with_sample(name: str, tidy: pd.DataFrame, language: Language) -> str:
+    """`name` followed by its sample (`sample_text`) in parentheses, as figures that put estimators
+    side by side label each one; `name` alone when the sample is unknown."""
+    sample = sample_text(tidy, language)
+    if sample is None:
+        return name
+    return _TEXT[language]["named_sample"].format(name=name, sample=sample)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -438,7 +479,7 @@ def _coefplot(
             color=f"C{j}",
             capsize=3,
             markersize=5,
-            label=m,
+            label=with_sample(labels.model(m, lang), frame[frame["model"] == m], lang),
         )
     ax.set_yticks(list(ypos.values()), labels=[labels.get(t, lang) for t in rows])
     ax.set_ylim(-0.6, len(rows) - 0.4)
@@ -478,7 +519,8 @@ def coefficient_plot(
 
     Otherwise coefplot style: one row per term in `terms` (default: every non-test term), labelled
     from `labels`, estimates with horizontal whiskers and a dashed vertical line at `reference_line`;
-    several models (`model` as a list, default all) are drawn with small vertical offsets and a legend.
+    several models (`model` as a list, default all) are drawn with small vertical offsets and a legend
+    naming each model (`Labels.model`) with its sample (cities and observations, `with_sample`).
 
     `ylabel` labels the coefficient axis (the x axis in coefplot style), `xlabel` the event-time
     axis. Texts may be plain strings or {'zh': ..., 'en': ...} mappings; see `configure_fonts` for
@@ -556,6 +598,9 @@ def multi_event_study(
     and marker. Event times, `base_period`, lines and `ci` work as in `coefficient_plot`; the hollow
     base-period marker is drawn (at the unshifted position) if any series omits the base period.
     `model` picks one model per frame: a string for all, or a mapping estimator name -> model.
+    Estimators may differ in their samples (Callaway-Sant'Anna needs a balanced panel): each legend
+    entry states its own (cities and observations, `with_sample`) when the frame has n_clusters and
+    n_obs.
     """
     if not estimates:
         raise ValueError("no event study to plot")
@@ -579,8 +624,14 @@ def multi_event_study(
         xs = data["x"].to_numpy(dtype=float)
         all_x.update(xs.tolist())
         shift = offset * (j - (k - 1) / 2)
+        rows = _one_model(tidy, chosen, "the tidy frame") if chosen is not None else tidy
         _errorbars_y(
-            ax, xs + shift, data, fmt=_MARKERS[j % len(_MARKERS)], color=f"C{j}", label=name
+            ax,
+            xs + shift,
+            data,
+            fmt=_MARKERS[j % len(_MARKERS)],
+            color=f"C{j}",
+            label=with_sample(name, rows, lang),
         )
     _event_axes(
         ax,
@@ -594,7 +645,7 @@ def multi_event_study(
         base_period=base_period,
         base_marker=marker_needed,
     )
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, fontsize="small")
     return fig
 
 
@@ -616,17 +667,27 @@ def placebo_figure(
     title: TextArg = None,
     language: Language = "zh",
     p_line: float = 0.1,
+    ci: float = 0.95,
 ) -> Figure:
-    """The two panels Chinese journals print for a placebo test: (a) the kernel density of the placebo
-    estimates with the true estimate marked; (b) each draw's estimate against its p-value, with a dashed
-    line at p = `p_line` and the true estimate marked.
+    """The figure of one placebo kind.
 
-    `draws` needs columns estimate and p_value (one row per draw, e.g. placebo.gather's output).
+    Random kinds: the two panels Chinese journals print, (a) the kernel density of the placebo estimates
+    with the true estimate marked; (b) each draw's estimate against its p-value, with a dashed line at
+    p = `p_line` and the true estimate marked. `draws` needs columns estimate and p_value (one row per
+    draw, e.g. placebo.gather's output).
+
+    The deterministic time placebo (draws with a ``shift`` column: one estimate per shift of the true
+    dates) is not a distribution: it is drawn as a coefficient plot (`placebo_shift_figure`).
     """
+    if "shift" in draws.columns:
+        return placebo_shift_figure(
+            draws, true_estimate, title=title, language=language, ci=ci
+        )
     require_columns(draws, ("estimate", "p_value"), "the placebo draws")
     if len(draws) < 2:
         raise ValueError("a placebo figure needs at least two draws")
     lang = configure_fonts(language)
+    text = _TEXT[lang]
     est = draws["estimate"].to_numpy(dtype=float)
     fig = Figure(figsize=(10, 4), layout="constrained")
     density, scatter = fig.subplots(1, 2)
@@ -636,19 +697,63 @@ def placebo_figure(
     if np.ptp(est) > 0:
         density.plot(grid, stats.gaussian_kde(est)(grid), color="C0")
     density.hist(est, bins=40, density=True, color="C0", alpha=0.25)
-    label_true = {"zh": "真实估计值", "en": "True estimate"}[lang]
     for ax in (density, scatter):
-        ax.axvline(true_estimate, color="C3", linestyle="--", label=label_true)
-    density.set_xlabel({"zh": "安慰剂估计系数", "en": "Placebo estimate"}[lang])
-    density.set_ylabel({"zh": "核密度", "en": "Kernel density"}[lang])
+        ax.axvline(true_estimate, color="C3", linestyle="--", label=text["true_estimate"])
+    density.set_xlabel(text["placebo_estimate"])
+    density.set_ylabel(text["density"])
     density.legend(frameon=False)
     scatter.scatter(est, draws["p_value"].to_numpy(dtype=float), s=6, alpha=0.5, color="C0")
     scatter.axhline(p_line, color="grey", linestyle=":", label=f"p = {p_line:g}")
-    scatter.set_xlabel({"zh": "安慰剂估计系数", "en": "Placebo estimate"}[lang])
-    scatter.set_ylabel({"zh": "p 值", "en": "p-value"}[lang])
+    scatter.set_xlabel(text["placebo_estimate"])
+    scatter.set_ylabel(text["p_value"])
     scatter.set_ylim(0, 1)
     scatter.legend(frameon=False)
-    text = _pick_text(title, lang, "title")
-    if text:
-        fig.suptitle(text)
+    chosen = _pick_text(title, lang, "title")
+    if chosen:
+        fig.suptitle(chosen)
+    return fig
+
+
+def placebo_shift_figure(
+    draws: pd.DataFrame,
+    true_estimate: float,
+    *,
+    title: TextArg = None,
+    language: Language = "zh",
+    ci: float = 0.95,
+) -> Figure:
+    """The time placebo as a coefficient plot: one point per shift k (the true dates moved k years
+    earlier, estimated on the not-yet-treated years only) with its own `ci` interval, a dashed line at
+    0 and a dotted line at the true estimate for comparison. No p-value is drawn: a handful of shifts
+    is not a randomisation distribution.
+
+    `draws` needs shift, estimate and std_error (and conf_low/conf_high for the stored 95 % interval;
+    at other levels, estimate ± q·std_error with q from the standard normal).
+    """
+    require_columns(draws, ("shift", "estimate", "std_error"), "the time placebo draws")
+    if draws.empty:
+        raise ValueError("the time placebo has no shift to plot")
+    lang = configure_fonts(language)
+    text = _TEXT[lang]
+    frame = draws.sort_values("shift").assign(term=lambda d: d["shift"].astype(str))
+    level = _check_ci(ci)
+    if math.isclose(level, 0.95) and {"conf_low", "conf_high"} <= set(frame.columns):
+        lo, hi = confidence_bounds(frame, level)
+    else:
+        q = stats.norm.ppf(1 - (1 - level) / 2)
+        se = frame["std_error"].to_numpy(dtype=float)
+        lo = frame["estimate"].to_numpy(dtype=float) - q * se
+        hi = frame["estimate"].to_numpy(dtype=float) + q * se
+    fig, ax = _new_figure((6.5, 4.0))
+    x = frame["shift"].to_numpy(dtype=float)
+    plotted = frame.assign(conf_low=lo, conf_high=hi)
+    _errorbars_y(ax, x, plotted, fmt="o", color="C0", label=text["placebo_estimate"])
+    ax.axhline(0.0, linestyle="--", color="0.45", linewidth=0.9, zorder=0)
+    ax.axhline(true_estimate, linestyle=":", color="C3", linewidth=1.2, label=text["true_estimate"])
+    ax.set_xticks(x, labels=[f"{int(k)}" for k in x])
+    ax.set_xlabel(text["shift_axis"])
+    ax.set_ylabel(text["shift_coef"].format(ci=_ci_text(level)))
+    ax.legend(frameon=False, loc="center right")
+    chosen = _pick_text(title, lang, "title")
+    ax.set_title(chosen if chosen else text["shift_title"])
     return fig
