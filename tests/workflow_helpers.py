@@ -25,9 +25,13 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900):
-    """Run `python -m snakemake` in `workdir`; return the CompletedProcess (stdout and stderr as text)."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: int = 900, env: dict[str, str] | None = None
+):
+    """Run `python -m snakemake` in `workdir`; return the CompletedProcess (stdout and stderr as text).
+
+    `env`: variables to set on top of the test's environment."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
         cwd=workdir,
