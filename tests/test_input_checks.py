@@ -273,3 +273,137 @@ def test_batch_counts_are_logged_next_to_the_official_ones(
     assert per_batch[0] == "batch 1: 13 (8)"  # 5 provinces and 8 cities (发改气候〔2010〕1587号)
     expected = "; ".join(f"{x} vs {x.split(': ')[1]}" for x in per_batch)
     assert lc.endswith(f"vs the shipped (complete) list's counts: {expected}"), lc
+
+
+# ---------------------------------------------------------------------------------------------------------
+# I/O failures: an InputError naming the file, never a bare OSError; no panel written
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _fails(raw: Path, results: Path, file: Path, reason: str) -> str:
+    with pytest.raises(InputError) as err:
+        build_panel_outputs(raw, results)
+    text = str(err.value)
+    assert f"{file}: {reason}" in text, text
+    assert nothing_written(results)
+    return text
+
+
+def _as_directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+    (path / "inside.csv").write_text("x\n")
+
+
+@pytest.mark.parametrize("name", ["ccsy_2012.csv", "ccsy_2015.xlsx"])
+def test_raw_table_that_is_a_directory(pristine_demo_raw: Path, tmp_path: Path, name: str) -> None:
+    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
+    target = raw / "employment" / name
+    _as_directory(target)
+    text = _fails(raw, tmp_path / "results", target, "is a directory, not a file")
+    assert "missing edition" not in text  # it is there, just not a file
+
+
+def test_raw_table_that_is_a_broken_symlink(pristine_demo_raw: Path, tmp_path: Path) -> None:
+    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
+    target = raw / "economy" / "ccsy_2013.xlsx"
+    target.unlink()
+    target.symlink_to(tmp_path / "nowhere.xlsx")
+    _fails(raw, tmp_path / "results", target, "broken symbolic link (it points to")
+
+
+def test_raw_table_without_read_permission(
+    pristine_demo_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root reads a chmod 000 file, so the PermissionError an ordinary user gets is simulated."""
+    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
+    target = raw / "employment" / "ccsy_2016.csv"
+    read_bytes = Path.read_bytes
+
+    def denied(self: Path) -> bytes:
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    _fails(raw, tmp_path / "results", target, "permission denied")
+
+
+def test_raw_folder_that_cannot_be_listed(
+    pristine_demo_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
+    folder = raw / "economy"
+    iterdir = Path.iterdir
+
+    def denied(self: Path):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+    _fails(raw, tmp_path / "results", folder, "permission denied")
+
+
+def test_raw_file_that_vanishes_while_read(
+    pristine_demo_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dualpilot import panel
+
+    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
+    target = raw / "employment" / "ccsy_2018.csv"
+    find = panel.find_raw_files
+
+    def find_then_delete(*args, **kwargs):
+        out = find(*args, **kwargs)
+        target.unlink()  # listed, then gone before it is read
+        return out
+
+    monkeypatch.setattr(panel, "find_raw_files", find_then_delete)
+    _fails(raw, tmp_path / "results", target, "file not found (missing, or removed while")
+
+
+def test_patents_csv_that_is_a_directory(pristine_demo_raw: Path, tmp_path: Path) -> None:
+    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
+    _as_directory(raw / "patents.csv")
+    _fails(raw, tmp_path / "results", raw / "patents.csv", "is a directory, not a file")
+
+
+def test_user_pilot_list_that_is_a_directory_is_not_replaced_by_the_shipped_one(
+    pristine_demo_raw: Path, tmp_path: Path
+) -> None:
+    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
+    target = raw / "policy" / "smart_city_pilots.csv"
+    _as_directory(target)
+    _fails(raw, tmp_path / "results", target, "is a directory, not a file")
+
+
+def test_user_pilot_list_without_read_permission(
+    pristine_demo_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
+    target = raw / "policy" / "smart_city_pilots.csv"
+    read_csv = pd.read_csv
+
+    def denied(path, *args, **kwargs):
+        if Path(path) == target:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_csv(path, *args, **kwargs)
+
+    monkeypatch.setattr(reference.pd, "read_csv", denied)
+    _fails(raw, tmp_path / "results", target, "permission denied")
+
+
+def test_resources_that_cannot_be_read(tmp_path: Path) -> None:
+    from dualpilot import yearbook
+
+    folder = tmp_path / "city_master.csv"
+    folder.mkdir()
+    with pytest.raises(InputError, match=f"{folder}: is a directory, not a file"):
+        reference.load_city_master(folder)
+    link = tmp_path / "header_aliases.csv"
+    link.symlink_to(tmp_path / "gone.csv")
+    with pytest.raises(InputError, match="header_aliases.csv: broken symbolic link"):
+        yearbook.load_aliases(link)
+    with pytest.raises(InputError, match=f"{folder}: is a directory, not a file"):
+        yearbook.load_aliases(folder)

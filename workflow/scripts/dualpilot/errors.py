@@ -7,7 +7,9 @@ the column, so the message can be followed without reading code.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,30 @@ def raise_if(problems: list[Problem], headline: str) -> None:
     """Raise one InputError carrying all `problems`, if there are any."""
     if problems:
         raise InputError(problems, headline)
+
+
+def unreadable_reason(path: str | Path, exc: OSError | None = None) -> str:
+    """Why `path` cannot be read, in the user's terms: a broken symbolic link, a directory where a file is
+    expected, permission denied, a file that is missing or vanished, or the operating system's reason.
+    With `exc` (the OSError a read raised) it explains that error; without, it inspects the path."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        return f"broken symbolic link (it points to {os.readlink(path)}, which does not exist)"
+    if isinstance(exc, IsADirectoryError) or (exc is None and path.is_dir()):
+        return "is a directory, not a file"
+    if isinstance(exc, PermissionError):
+        return "permission denied: this user cannot read it (check its permissions and owner)"
+    if isinstance(exc, FileNotFoundError) or (exc is None and not path.exists()):
+        return "file not found (missing, or removed while the workflow was reading it)"
+    if exc is not None:
+        return f"cannot be read: {exc.strerror or exc}"
+    return "not a regular file"
+
+
+def io_problem(path: str | Path, exc: OSError | None = None) -> Problem:
+    """The Problem for a file that cannot be read (see `unreadable_reason`); every I/O failure on an input
+    becomes one, so it reaches the user as an InputError naming the file, never as a bare traceback."""
+    return Problem(str(path), unreadable_reason(path, exc))
 
 
 class SpecificationError(ValueError):

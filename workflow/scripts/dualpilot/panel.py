@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualpilot.errors import InputError, Problem, raise_if
+from dualpilot.errors import InputError, Problem, io_problem, raise_if
 from dualpilot.yearbook import (
     REQUIRED_VARIABLES,
     TABLES,
@@ -153,11 +153,17 @@ def find_raw_files(
             )
             continue
         by_edition: dict[int, list[Path]] = {}
-        for path in sorted(folder.iterdir()):
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as exc:  # e.g. a folder this user may not list
+            problems.append(io_problem(folder, exc))
+            continue
+        for path in entries:
             if path.name.startswith((".", "~$")):
                 continue
             match = _FILE.fullmatch(path.name)
-            if match is None or not path.is_file():
+            # a directory or broken link named like an edition is kept: reading it reports what it is
+            if match is None:
                 log.warning("ignored %s: not named ccsy_<edition>.csv or .xlsx", path)
                 continue
             edition = int(match.group(1))
@@ -192,8 +198,19 @@ def find_raw_files(
 
 
 def sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
+    """Hex SHA-256 of a file (OSError if it cannot be read)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _digest(path: Path, problems: list[Problem]) -> str:
+    """`sha256` of a raw file for the manifest; a file that cannot be read gets '' and a Problem naming
+    it (once: reading it may already have reported it)."""
+    try:
+        return sha256(path)
+    except OSError as exc:
+        if not any(p.file == str(path) for p in problems):
+            problems.append(io_problem(path, exc))
+        return ""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -416,7 +433,7 @@ def build_panel(
                 "table": table,
                 "edition": edition,
                 "data_year": edition - 1,
-                "sha256": sha256(path),
+                "sha256": _digest(path, problems),
                 "read_as": stats.read_as,
                 "rows_read": stats.rows_read,
                 "rows_kept": stats.rows_kept,
@@ -431,7 +448,7 @@ def build_panel(
             stats.skipped,
         )
     patents_path = raw_dir / "patents.csv"
-    if patents_path.is_file():
+    if patents_path.exists() or patents_path.is_symlink():  # not a file: reading it says what it is
         patents, found, pstats = read_patents(patents_path, master["city_code"], years)
         problems += found
         manifest.append(
@@ -440,7 +457,7 @@ def build_panel(
                 "table": "patents",
                 "edition": pd.NA,
                 "data_year": pd.NA,
-                "sha256": sha256(patents_path),
+                "sha256": _digest(patents_path, problems),
                 "read_as": pstats.read_as,
                 "rows_read": pstats.rows_read,
                 "rows_kept": pstats.rows_kept,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dualpilot.errors import Problem, raise_if
+from dualpilot.errors import Problem, io_problem, raise_if
 
 _WS = re.compile(r"\s+")
 _CODE = re.compile(r"^[1-9]\d{5}$")
@@ -67,9 +67,11 @@ def _read_csv(path: str | Path, required: Iterable[str]) -> tuple[pd.DataFrame, 
     path = Path(path)
     name = str(path)
     if not path.is_file():
-        raise_if([Problem(name, "file not found")], f"cannot read {path.name}")
+        raise_if([io_problem(path)], f"cannot read {path.name}")
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except OSError as exc:  # permission denied, vanished since the check, ...
+        raise_if([io_problem(path, exc)], f"cannot read {path.name}")
     except UnicodeDecodeError as exc:
         raise_if([Problem(name, f"not UTF-8 text ({exc.reason})")], f"cannot read {path.name}")
     except pd.errors.ParserError as exc:
@@ -327,6 +329,8 @@ def choose_policy_file(raw_dir: str | Path, name: str, shipped: str | Path) -> t
     own = Path(raw_dir) / "policy" / name
     if own.is_file():
         return own, False
+    if own.exists() or own.is_symlink():  # a directory or a broken link: never fall back silently
+        raise_if([io_problem(own)], f"cannot read the pilot list {name}")
     return Path(shipped), True
 
 
