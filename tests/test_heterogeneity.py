@@ -357,7 +357,11 @@ def test_heterogeneity_plot(panel60: pd.DataFrame) -> None:
         (ax,) = fig.axes
         assert len(ax.get_yticks()) == 9
         labels = [t.get_text() for t in ax.get_yticklabels()]
-        if language == "en":
-            assert labels[0] == "Economic development: high" and labels[-1] == "Region: west"
+        if language == "en":  # headings from resources/labels/terms.csv, each with its sample
+            first, last = rows.iloc[0], rows.iloc[-1]
+            assert labels[0] == (
+                f"High development ({first['n_clusters']:,} cities, {first['n_obs']:,} obs.)"
+            )
+            assert labels[-1] == f"West ({last['n_clusters']:,} cities, {last['n_obs']:,} obs.)"
     with pytest.raises(ValueError, match="split-sample"):
         het.heterogeneity_plot(out[out["model"].str.endswith("interaction")])

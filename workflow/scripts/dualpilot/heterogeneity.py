@@ -749,21 +749,6 @@ def heterogeneity(
 # Figure
 # --------------------------------------------------------------------------------------------------
 
-DEFAULT_LABELS: dict[str, dict[str, str]] = {
-    "development": {"zh": "经济发展水平", "en": "Economic development"},
-    "environment": {"zh": "环境基础", "en": "Environmental base"},
-    "greening": {"zh": "绿化基础", "en": "Green coverage"},
-    "region": {"zh": "地区", "en": "Region"},
-    "high": {"zh": "高", "en": "high"},
-    "low": {"zh": "低", "en": "low"},
-    "clean": {"zh": "较好", "en": "clean"},
-    "dirty": {"zh": "较差", "en": "dirty"},
-    "east": {"zh": "东部", "en": "east"},
-    "central": {"zh": "中部", "en": "central"},
-    "west": {"zh": "西部", "en": "west"},
-}
-"""Axis labels of the default dimensions and groups (others are shown as given)."""
-
 _AXIS_TEXT = {
     "zh": "双试点效应估计系数及 {ci} 置信区间",
     "en": "Dual-pilot effect and {ci} confidence interval",
@@ -790,7 +775,7 @@ def heterogeneity_plot(
     *,
     treatment: str = "dual_post",
     language: str = "zh",
-    labels: Mapping[str, Mapping[str, str]] | None = None,
+    labels: Any = None,
     title: str | None = None,
     ci: float = 0.95,
 ) -> Figure:
@@ -798,18 +783,16 @@ def heterogeneity_plot(
     dimension (one colour and a shaded band per dimension, a dashed line at 0).
 
     Intervals come from `dualpilot.plots.confidence_bounds` (the tidy frame's own 95% bounds, t(G-1)
-    otherwise). `labels` maps dimension and group names to {'zh': ..., 'en': ...} (defaults:
-    `DEFAULT_LABELS`); with no CJK font installed the figure falls back to English.
+    otherwise). Each row is the split model's heading from `labels` (a `tables.Labels`; default the
+    shipped resources/labels/terms.csv, e.g. ``model:development: high``) with its sample (cities,
+    observations); with no CJK font installed the figure falls back to English.
     """
-    from dualpilot.plots import confidence_bounds, configure_fonts
+    from dualpilot import tables
+    from dualpilot.plots import confidence_bounds, configure_fonts, with_sample
 
     lang = configure_fonts(language)  # type: ignore[arg-type]
     rows = split_rows(tidy, treatment)
-    lab = {**DEFAULT_LABELS, **(dict(labels) if labels else {})}
-
-    def text(key: str) -> str:
-        entry = lab.get(key)
-        return str(entry.get(lang, key)) if entry else key
+    lab = tables.resolve_labels(labels)
 
     lo, hi = confidence_bounds(rows, ci)
     est_ = rows["estimate"].to_numpy(dtype=float)
@@ -825,7 +808,8 @@ def heterogeneity_plot(
             y -= 1.0
             ys.append(y)
             ticks.append(y)
-            ticklabels.append(f"{text(dim)}: {text(rows['group'].iat[i])}")
+            model = str(rows["model"].iat[i])
+            ticklabels.append(with_sample(lab.model(model, lang), rows.iloc[[i]], lang))
         ys_arr = np.array(ys)
         ax.errorbar(
             est_[idx],
