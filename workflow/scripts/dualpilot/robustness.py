@@ -108,19 +108,11 @@ def complete_cases(
 
 _BACON_LABELS: dict[str, dict[str, str]] = {
     "zh": {
-        "treated_vs_never": "处理组 vs 从未处理组",
-        "earlier_vs_later": "早处理组 vs 晚处理组（尚未处理）",
-        "later_vs_earlier": "晚处理组 vs 早处理组（已处理）",
-        "treated_vs_always": "处理组 vs 始终处理组",
         "x": "权重",
         "y": "2×2 DID 估计值",
         "twfe": "TWFE 系数 = {value:.3f}",
     },
     "en": {
-        "treated_vs_never": "Treated vs never treated",
-        "earlier_vs_later": "Earlier vs later treated (not yet treated)",
-        "later_vs_earlier": "Later vs earlier treated (already treated)",
-        "treated_vs_always": "Treated vs always treated",
         "x": "Weight",
         "y": "2×2 DID estimate",
         "twfe": "TWFE coefficient = {value:.3f}",
@@ -173,11 +165,19 @@ def bacon(
     return BaconResult(decomposition=dec, summary=summary, twfe=twfe)
 
 
-def bacon_figure(result: BaconResult, *, language: Language = "zh") -> Figure:
+def bacon_figure(
+    result: BaconResult,
+    *,
+    language: Language = "zh",
+    labels: tables.Labels | Mapping[str, tuple[str, str]] | None = None,
+) -> Figure:
     """Scatter of each 2x2 comparison's weight (x) against its estimate (y), one marker and colour per
-    comparison type, with a dashed horizontal line at the TWFE coefficient (the weighted mean)."""
+    comparison type (labelled by the ``bacon:<type>`` entries of `labels`, default
+    resources/labels/terms.csv), with a dashed horizontal line at the TWFE coefficient (the weighted
+    mean)."""
     lang = plots.configure_fonts(language)
     text = _BACON_LABELS[lang]
+    lab = tables.resolve_labels(labels)
     fig = Figure(figsize=(7.0, 4.4), layout="constrained")
     ax = fig.add_subplot()
     dec = result.decomposition
@@ -191,7 +191,7 @@ def bacon_figure(result: BaconResult, *, language: Language = "zh") -> Figure:
             marker=_MARKERS[j % len(_MARKERS)],
             color=f"C{j}",
             s=36,
-            label=text[kind],
+            label=lab.get(f"bacon:{kind}", lang),
             zorder=3,
         )
     ax.axhline(
