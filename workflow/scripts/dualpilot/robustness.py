@@ -1429,7 +1429,7 @@ def robustness_table(
                     tables.format_number(main["estimate"], digits)
                     + tables.significance_stars(main["p_value"], thresholds),
                     f"({tables.format_number(main['std_error'], digits)})",
-                    tables.format_number(boot_p, digits),
+                    tables.format_p(boot_p, digits),
                     tables.format_count(main["n_obs"]),
                     cluster,
                 ),
