@@ -76,6 +76,7 @@ def panel_params(raw_dir: Path, **overrides) -> Named:
         "years": YEARS,
         "sample_rule": CONFIG["sample"]["rule"],
         "policy": CONFIG["policy"],
+        "truncation_ratio": CONFIG["ingestion"]["truncation_ratio"],
     }
     params.update(overrides)
     return Named(**params)

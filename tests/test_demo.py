@@ -477,6 +477,7 @@ def test_real_ingestion_reads_the_demo(default_run, inputs) -> None:
         out, years=YEARS, sample_rule="balanced_outcome", master=inputs["master"],
         crosswalk=load_name_crosswalk(RES / "cities/name_crosswalk.csv"),
         aliases=load_aliases(RES / "yearbook/header_aliases.csv"), usd_cny=inputs["usd_cny"],
+        truncation_ratio=0.8,
     )  # fmt: skip
     got = built.panel.set_index(["city_code", "year"])
     want = truth.panel.set_index(["city_code", "year"]).loc[got.index]

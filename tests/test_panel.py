@@ -32,7 +32,13 @@ MIXED = {2011: "gb18030", 2012: "xlsx"}
 @pytest.fixture(scope="module")
 def ref(tmp_path_factory):
     master, crosswalk, usd, aliases = load_reference(tmp_path_factory.mktemp("ref"))
-    return {"master": master, "crosswalk": crosswalk, "usd_cny": usd, "aliases": aliases}
+    return {
+        "master": master,
+        "crosswalk": crosswalk,
+        "usd_cny": usd,
+        "aliases": aliases,
+        "truncation_ratio": 0.8,
+    }
 
 
 def build(ref, raw, years=YEARS, rule="balanced_outcome"):
@@ -341,13 +347,16 @@ def test_exchange_rates_must_cover_the_window(ref, tmp_path):
             crosswalk=ref["crosswalk"],
             aliases=ref["aliases"],
             usd_cny=short,
+            truncation_ratio=ref["truncation_ratio"],
         )
 
 
 def test_empty_sample_is_an_error(ref, tmp_path):
     raw = write_raw_dir(tmp_path, YEARS, drop=[("employment", c, 2012) for c in CODES])
-    with pytest.raises(InputError, match="no city-year is left"):
-        build(ref, raw)
+    with pytest.raises(InputError, match="no city-year is left"):  # (the truncation check is off)
+        P.build_panel(
+            raw, years=YEARS, sample_rule="balanced_outcome", **{**ref, "truncation_ratio": 0}
+        )
 
 
 # --- labels and writing --------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ rule build_panel:
         years=YEARS,
         sample_rule=config["sample"]["rule"],
         policy=config["policy"],
+        truncation_ratio=config["ingestion"]["truncation_ratio"],
     script:
         "../scripts/build_panel.py"
 

@@ -53,6 +53,7 @@ def main(inputs, outputs, params):
         crosswalk=crosswalk,
         aliases=yearbook.load_aliases(inputs.header_aliases),
         usd_cny=reference.load_usd_cny(inputs.usd_cny),
+        truncation_ratio=params.truncation_ratio,
     )
     coded = treatment.code_treatment(
         build.panel,

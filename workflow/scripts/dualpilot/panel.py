@@ -197,6 +197,40 @@ def find_raw_files(
     return found, problems
 
 
+def truncation_problems(
+    counts: Mapping[tuple[str, int], tuple[str, int]], ratio: float
+) -> list[Problem]:
+    """Editions with far fewer cities than their neighbours: a file cut short.
+
+    `counts` maps (table, edition) to (file, number of distinct cities) for every table read (distinct,
+    so that a file with a row pasted many times does not make its neighbours look short); an edition is
+    compared with the nearest editions read of the same table before and after it (only one at the ends of
+    the window) and is an error when its count is below `ratio` times the larger of theirs, so that two
+    truncated editions in a row are both caught. `ratio` 0 turns the check off."""
+    problems: list[Problem] = []
+    if ratio <= 0:
+        return problems
+    for table in TABLES:
+        found = sorted((e, f, n) for (t, e), (f, n) in counts.items() if t == table)
+        for k, (_, file, n) in enumerate(found):
+            neighbours = [found[i] for i in (k - 1, k + 1) if 0 <= i < len(found)]
+            if not neighbours:
+                continue
+            ref_edition, _, ref = max(neighbours, key=lambda x: x[2])
+            if n < ratio * ref:
+                problems.append(
+                    Problem(
+                        file,
+                        f"only {n} cities, against {ref} in edition {ref_edition} of the {table} "
+                        "table: was the file cut short (a partial download or copy)? Compare its end with "
+                        "the printed table. If this edition really lists fewer cities, lower ingestion: "
+                        f"truncation_ratio (now {ratio:g}: an edition needs at least that share of the "
+                        "cities of its larger neighbouring edition) in an overlay file",
+                    )
+                )
+    return problems
+
+
 def sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file (OSError if it cannot be read)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -408,13 +442,15 @@ def build_panel(
     crosswalk: Mapping[str, str],
     aliases: HeaderAliases,
     usd_cny: pd.Series,
+    truncation_ratio: float,
 ) -> PanelBuild:
     """Read, validate, merge and derive the panel of `raw_dir` (see the module docstring).
 
     `years` = (first, last) data year; `sample_rule` one of `SAMPLE_RULES`; `master` from
     `reference.load_city_master`; `crosswalk` from `reference.load_name_crosswalk`; `aliases` from
-    `yearbook.load_aliases`; `usd_cny` from `reference.load_usd_cny` (CNY per USD by year). Raises one
-    `InputError` listing every problem of every file, or if no city-year is left in the sample.
+    `yearbook.load_aliases`; `usd_cny` from `reference.load_usd_cny` (CNY per USD by year); `truncation_ratio` the
+    threshold of `truncation_problems` (config `ingestion: truncation_ratio`). Raises one `InputError`
+    listing every problem of every file, or if no city-year is left in the sample.
     """
     years = (int(years[0]), int(years[1]))
     _check_inputs(years, sample_rule, master, usd_cny)
@@ -423,10 +459,13 @@ def build_panel(
 
     tables: dict[str, dict[int, pd.DataFrame]] = {t: {} for t in TABLES}
     manifest = []
+    counts: dict[tuple[str, int], tuple[str, int]] = {}  # cities of each table read
     for (table, edition), path in sorted(files.items()):
         df, found, stats = read_table(path, table, edition, aliases, crosswalk)  # type: ignore[arg-type]
         problems += found
         tables[table][edition] = df
+        if stats.header_line is not None:
+            counts[(table, edition)] = (str(path), int(df["city_code"].nunique()))
         manifest.append(
             {
                 "file": path.relative_to(raw_dir).as_posix(),
@@ -470,6 +509,7 @@ def build_panel(
                 "missing: a CSV with columns city_code, year, digital_patents, green_patents",
             )
         )
+    problems += truncation_problems(counts, truncation_ratio)
     raise_if(problems, f"the raw data in {raw_dir} failed validation")
 
     grid = city_years(master, years)
