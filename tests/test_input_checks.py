@@ -83,6 +83,11 @@ BAD_CONFIGS = [
     ({"spatial.hotspot_years": [2005]}, "spatial.hotspot_years[0] = 2005 lies outside"),
     ({"placebo.mixed.time_scope": [2015, 2010]}, "placebo.mixed.time_scope = [2015, 2010]"),
     ({"placebo.time_random.shift_range": [5, 1]}, "placebo.time_random.shift_range = [5, 1]"),
+    ({"placebo.mixed.time_scope": [2000, 2010]}, "placebo.mixed.time_scope[0] = 2000 lies outside"),
+    (
+        {"demo.effects.baseline_end": 2012},
+        "demo.effects.baseline_end = 2012 is not before the first",
+    ),
     ({"placebo.shards": 20, "placebo.draws": 10}, "placebo.shards = 20 exceeds placebo.draws = 10"),
     ({"heterogeneity.shards": 8, "heterogeneity.draws": 4}, "heterogeneity.shards = 8 exceeds"),
     ({"heterogeneity.shards": 2, "heterogeneity.draws": 0}, "no permutation test: use 1 shard"),
@@ -202,6 +207,7 @@ BAD_ENTRIES = [
         "city_code",
         "140600 is 朔州市 in 山西省, not in 河北省",
     ),
+    ("1,霍山县,county,河北省,341500", "city_code", "341500 is 六安市 in 安徽省, not in 河北省"),
     (
         "1,石家庄市正定县,county,河北省,",
         "city_code",
