@@ -27,6 +27,7 @@ PANEL_RESOURCES = {
     "city_master": "resources/cities/city_master.csv",
     "name_crosswalk": "resources/cities/name_crosswalk.csv",
     "header_aliases": "resources/yearbook/header_aliases.csv",
+    "plausibility": "resources/yearbook/plausibility.csv",
     "usd_cny": "resources/macro/usd_cny.csv",
     "smart_city": "resources/policy/smart_city_pilots.csv",
     "low_carbon": "resources/policy/low_carbon_pilots.csv",
@@ -40,6 +41,7 @@ PANEL_OUTPUTS = {
     "manifest": "panel/manifest.csv",
     "sample": "panel/sample.csv",
     "industries": "panel/industries_long.parquet",
+    "quality": "panel/quality.csv",
 }
 
 
@@ -75,6 +77,7 @@ def panel_params(raw_dir: Path, **overrides) -> Named:
         "raw_dir": str(raw_dir),
         "years": YEARS,
         "sample_rule": CONFIG["sample"]["rule"],
+        "jump_factor": CONFIG["ingestion"]["jump_factor"],
         "policy": CONFIG["policy"],
         "truncation_ratio": CONFIG["ingestion"]["truncation_ratio"],
     }

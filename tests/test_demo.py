@@ -470,13 +470,15 @@ def test_real_ingestion_reads_the_demo(default_run, inputs) -> None:
     """Round trip through dualpilot.panel.build_panel: no problem, values equal the rounded truth, the
     balanced rule drops the two cities with a missing outcome."""
     from dualpilot.panel import build_panel
-    from dualpilot.yearbook import load_aliases
+    from dualpilot.yearbook import load_aliases, load_bounds
 
     out, truth = default_run
+    aliases = load_aliases(RES / "yearbook/header_aliases.csv")
     built = build_panel(
         out, years=YEARS, sample_rule="balanced_outcome", master=inputs["master"],
         crosswalk=load_name_crosswalk(RES / "cities/name_crosswalk.csv"),
-        aliases=load_aliases(RES / "yearbook/header_aliases.csv"), usd_cny=inputs["usd_cny"],
+        aliases=aliases, usd_cny=inputs["usd_cny"],
+        bounds=load_bounds(RES / "yearbook/plausibility.csv", aliases), jump_factor=10.0,
         truncation_ratio=0.8,
     )  # fmt: skip
     got = built.panel.set_index(["city_code", "year"])

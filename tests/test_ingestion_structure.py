@@ -152,7 +152,29 @@ def test_line_break_inside_a_header_cell_is_accepted(raw, results):
     assert pd.read_parquet(paths["parquet"])["city_code"].nunique() == 283
 
 
+def test_line_break_inside_a_note_row_is_accepted(raw, results):
+    rewrite(raw, EMPLOYMENT, lambda ls: [*ls, '"注3：两行的\r\n说明"\r\n'])
+    build_panel_outputs(raw, results)
+
+
 # --- cells against the header ----------------------------------------------------------------------------
+
+
+def test_trailing_empty_cells_do_not_count(raw, results):
+    rewrite(raw, EMPLOYMENT, lambda ls: [x.replace(",9.68\r\n", ",9.68,,,\r\n", 1) for x in ls])
+    build_panel_outputs(raw, results)
+
+
+def test_xlsx_row_shorter_than_the_header_is_empty_cells_at_its_end(raw, results):
+    path = raw / XLSX
+    wb = openpyxl.load_workbook(path)
+    ws = wb.worksheets[0]
+    row = next(r for r in ws.iter_rows() if str(r[0].value).strip() == "石家庄市")
+    row[-1].value = None  # the last column (an optional industry) left empty
+    wb.save(path)
+    paths = build_panel_outputs(raw, results)
+    industries = pd.read_parquet(paths["industries"])
+    assert industries.query("city_code == '130100' and year == 2009").shape[0] > 0
 
 
 def test_row_with_one_cell_missing_is_an_error_not_a_shift(raw, results):
@@ -373,6 +395,25 @@ def test_footnote_markers_are_never_digits():
     assert parse_number("5.13²") is None and footnote_marker("5.13²") == "²"
     assert parse_number("１２３.５") == 123.5  # full-width digits are digits
     assert footnote_marker("5.13") is None and footnote_marker("①") is None
+    for marker in ("§", "※", "＊", "＃", "⑴", "❶", "³"):
+        assert parse_number(f"5.13{marker}") is None and footnote_marker(f"5.13{marker}") == marker
+
+
+@pytest.mark.parametrize(("ratio", "valid"), [(0.5, True), (0, True), (1.0, False), (-0.1, False)])
+def test_truncation_ratio_overlay_is_validated_by_the_schema(ratio, valid):
+    """The documented overlay `ingestion: {truncation_ratio: 0.5}` passes the config schema."""
+    import copy
+
+    from snakemake.utils import validate
+
+    config = copy.deepcopy(CONFIG)
+    config["ingestion"]["truncation_ratio"] = ratio
+    schema = str(Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml")
+    if valid:
+        validate(config, schema)
+    else:
+        with pytest.raises(Exception, match="truncation_ratio"):
+            validate(config, schema)
 
 
 # --- duplicated rows -------------------------------------------------------------------------------------

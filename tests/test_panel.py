@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from dualpilot import panel as P
 from dualpilot.errors import InputError
+from dualpilot.yearbook import SHIPPED_BOUNDS, load_bounds
 from fixtures_raw import (
     CODES,
     MASTER_ROWS,
@@ -37,6 +38,8 @@ def ref(tmp_path_factory):
         "crosswalk": crosswalk,
         "usd_cny": usd,
         "aliases": aliases,
+        "bounds": load_bounds(SHIPPED_BOUNDS, aliases),
+        "jump_factor": 10.0,
         "truncation_ratio": 0.8,
     }
 
@@ -347,6 +350,8 @@ def test_exchange_rates_must_cover_the_window(ref, tmp_path):
             crosswalk=ref["crosswalk"],
             aliases=ref["aliases"],
             usd_cny=short,
+            bounds=ref["bounds"],
+            jump_factor=ref["jump_factor"],
             truncation_ratio=ref["truncation_ratio"],
         )
 

@@ -8,6 +8,7 @@ rule build_panel:
         city_master="resources/cities/city_master.csv",
         name_crosswalk="resources/cities/name_crosswalk.csv",
         header_aliases="resources/yearbook/header_aliases.csv",
+        plausibility="resources/yearbook/plausibility.csv",
         usd_cny="resources/macro/usd_cny.csv",
         smart_city="resources/policy/smart_city_pilots.csv",
         low_carbon="resources/policy/low_carbon_pilots.csv",
@@ -19,6 +20,13 @@ rule build_panel:
         manifest="results/panel/manifest.csv",
         sample="results/panel/sample.csv",
         industries="results/panel/industries_long.parquet",
+        quality=report(
+            "results/panel/quality.csv",
+            caption="../report/quality.rst",
+            category="1 Data",
+            subcategory="Tables",
+            labels={"analysis": "values accepted with a warning", "type": "table"},
+        ),
     log:
         "logs/build_panel.log",
     benchmark:
@@ -29,6 +37,7 @@ rule build_panel:
         raw_dir=config["raw_dir"],
         years=YEARS,
         sample_rule=config["sample"]["rule"],
+        jump_factor=config["ingestion"]["jump_factor"],
         policy=config["policy"],
         truncation_ratio=config["ingestion"]["truncation_ratio"],
     script:

@@ -2,9 +2,10 @@
 
 Reads every edition of the yearbook extracts in `raw_dir`, validates them (all problems are reported at once,
 with file, line and column), derives the variables of docs/raw-data.md, codes the two pilot programmes, and
-writes the panel as Parquet, CSV and Stata .dta with its manifest and sample tables.
+writes the panel as Parquet, CSV and Stata .dta with its manifest, sample and quality tables.
 """
 
+import dataclasses
 import logging
 
 from dualpilot.runner import run
@@ -45,14 +46,17 @@ def main(inputs, outputs, params):
         if warning:
             log.warning(warning)
 
+    aliases = yearbook.load_aliases(inputs.header_aliases)
     build = panel.build_panel(
         params.raw_dir,
         years=years,
         sample_rule=params.sample_rule,
         master=master,
         crosswalk=crosswalk,
-        aliases=yearbook.load_aliases(inputs.header_aliases),
+        aliases=aliases,
         usd_cny=reference.load_usd_cny(inputs.usd_cny),
+        bounds=yearbook.load_bounds(inputs.plausibility, aliases),
+        jump_factor=params.jump_factor,
         truncation_ratio=params.truncation_ratio,
     )
     coded = treatment.code_treatment(
@@ -64,13 +68,14 @@ def main(inputs, outputs, params):
         last_year=years[1],
     )
     panel.write_panel(
-        panel.PanelBuild(coded, build.manifest, build.sample, build.industries_long),
+        dataclasses.replace(build, panel=coded),
         outputs.parquet,
         outputs.csv,
         outputs.dta,
         out_manifest=outputs.manifest,
         out_sample=outputs.sample,
         out_industries=outputs.industries,
+        out_quality=outputs.quality,
     )
     log.info(
         "panel: %d cities x %d years = %d rows; groups: %s",

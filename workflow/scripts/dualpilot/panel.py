@@ -18,6 +18,7 @@ Conventions:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -29,11 +30,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dualpilot import quality
 from dualpilot.errors import InputError, Problem, io_problem, raise_if
 from dualpilot.yearbook import (
     REQUIRED_VARIABLES,
     TABLES,
     HeaderAliases,
+    PlausibilityBounds,
     read_patents,
     read_table,
 )
@@ -107,13 +110,14 @@ class PanelBuild:
     panel: one row per kept city-year, columns `PANEL_COLUMNS`; manifest: one row per file read
     (`MANIFEST_COLUMNS`); sample: one row per master city (city_code, city_name, kept, n_years, reason);
     industries_long: optional industry columns of the kept city-years (city_code, year, variable,
-    industry, value in 万人).
+    industry, value in 万人); quality: the values accepted with a warning (`quality.QUALITY_COLUMNS`).
     """
 
     panel: pd.DataFrame
     manifest: pd.DataFrame
     sample: pd.DataFrame
     industries_long: pd.DataFrame
+    quality: pd.DataFrame = dataclasses.field(default_factory=quality.empty_quality)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -442,15 +446,20 @@ def build_panel(
     crosswalk: Mapping[str, str],
     aliases: HeaderAliases,
     usd_cny: pd.Series,
+    bounds: PlausibilityBounds,
+    jump_factor: float,
     truncation_ratio: float,
 ) -> PanelBuild:
     """Read, validate, merge and derive the panel of `raw_dir` (see the module docstring).
 
     `years` = (first, last) data year; `sample_rule` one of `SAMPLE_RULES`; `master` from
     `reference.load_city_master`; `crosswalk` from `reference.load_name_crosswalk`; `aliases` from
-    `yearbook.load_aliases`; `usd_cny` from `reference.load_usd_cny` (CNY per USD by year); `truncation_ratio` the
-    threshold of `truncation_problems` (config `ingestion: truncation_ratio`). Raises one `InputError`
-    listing every problem of every file, or if no city-year is left in the sample.
+    `yearbook.load_aliases`; `usd_cny` from `reference.load_usd_cny` (CNY per USD by year); `bounds`
+    from `yearbook.load_bounds`; `jump_factor` the year-over-year factor of `quality.check_jumps`, with
+    the exceptions of `<raw_dir>/quality_exceptions.csv` if present; `truncation_ratio` the threshold of
+    `truncation_problems` (config `ingestion: truncation_ratio`). Raises one `InputError` listing every
+    problem of every file, then one for the year-over-year jumps once the files are valid, or if no
+    city-year is left in the sample.
     """
     years = (int(years[0]), int(years[1]))
     _check_inputs(years, sample_rule, master, usd_cny)
@@ -460,12 +469,14 @@ def build_panel(
     tables: dict[str, dict[int, pd.DataFrame]] = {t: {} for t in TABLES}
     manifest = []
     counts: dict[tuple[str, int], tuple[str, int]] = {}  # cities of each table read
+    observed = []  # every value read, long, for the year-over-year check
     for (table, edition), path in sorted(files.items()):
-        df, found, stats = read_table(path, table, edition, aliases, crosswalk)  # type: ignore[arg-type]
+        df, found, stats = read_table(path, table, edition, aliases, crosswalk, bounds)  # type: ignore[arg-type]
         problems += found
         tables[table][edition] = df
         if stats.header_line is not None:
             counts[(table, edition)] = (str(path), int(df["city_code"].nunique()))
+        observed.append(quality.table_values(df, stats, raw_dir))
         manifest.append(
             {
                 "file": path.relative_to(raw_dir).as_posix(),
@@ -509,10 +520,28 @@ def build_panel(
                 "missing: a CSV with columns city_code, year, digital_patents, green_patents",
             )
         )
+    known: dict = {}
+    if (exceptions := raw_dir / quality.EXCEPTIONS_FILE).exists():
+        known, found = quality.read_exceptions(
+            exceptions,
+            codes=master["city_code"],
+            variables=[v for t in TABLES for v in aliases.variables(t)],
+            years=years,
+        )
+        problems += found
     problems += truncation_problems(counts, truncation_ratio)
     raise_if(problems, f"the raw data in {raw_dir} failed validation")
 
     grid = city_years(master, years)
+    jumps, quality_rows = quality.check_jumps(
+        pd.concat(observed, ignore_index=True),
+        grid,
+        factor=jump_factor,
+        known=known,
+        names=dict(zip(master["city_code"], master["city_name"], strict=True)),
+        raw_dir=raw_dir,
+    )
+    raise_if(jumps, f"the raw data in {raw_dir} failed the year-over-year check")
     employment = _within_life(_stack(tables["employment"]), grid, "employment")
     economy = _within_life(_stack(tables["economy"]), grid, "economy")
     patents = _within_life(patents, grid, "patents.csv")
@@ -569,7 +598,7 @@ def build_panel(
         sample_rule,
         int((~sample["kept"]).sum()),
     )
-    return PanelBuild(panel, manifest_df, sample, industries_long)
+    return PanelBuild(panel, manifest_df, sample, industries_long, quality_rows)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -616,10 +645,12 @@ def write_panel(
     out_manifest: str | Path | None = None,
     out_sample: str | Path | None = None,
     out_industries: str | Path | None = None,
+    out_quality: str | Path | None = None,
 ) -> None:
     """Write the panel as Parquet, CSV (UTF-8 with BOM, so Excel shows Chinese) and Stata .dta version 118
     (Stata 14+, Unicode; labels "zh / en" from `VARIABLE_LABELS`; city_code as text), plus, when paths are
-    given, the manifest and sample tables (CSV, UTF-8 with BOM) and the industry long table (Parquet).
+    given, the manifest, sample and quality tables (CSV, UTF-8 with BOM) and the industry long table
+    (Parquet).
     Everything is written to temporary files first and renamed at the end."""
     extra = [
         (p, w)
@@ -627,6 +658,7 @@ def write_panel(
             (out_manifest, lambda f: build.manifest.to_csv(f, index=False, encoding="utf-8-sig")),
             (out_sample, lambda f: build.sample.to_csv(f, index=False, encoding="utf-8-sig")),
             (out_industries, lambda f: build.industries_long.to_parquet(f, index=False)),
+            (out_quality, lambda f: build.quality.to_csv(f, index=False, encoding="utf-8-sig")),
         )
         if p is not None
     ]
