@@ -775,7 +775,7 @@ def check_values(
                 side = "below" if value < bound.lower else "above"
                 limit = bound.lower if value < bound.lower else bound.upper
                 msg = (
-                    f"implausible {variable} {value:,g} ({side} {limit:,g}{unit} for one city, "
+                    f"implausible {variable} {value:,.15g} ({side} {limit:,.15g}{unit} for one city, "
                     f"{Path(bounds.source).name}): is the unit{unit} as required?"
                 )
             problems.append(Problem(file, msg, int(line), column))
