@@ -544,7 +544,10 @@ def _check_formulas(path: Path, sheet: str, rows: Sequence[Sequence[object]]) ->
         return
     import openpyxl
 
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    except OSError as exc:  # the file went away between the two reads
+        raise UnreadableFile(io_problem(path, exc)) from exc
     cells: list[str] = []
     try:
         for i, (values, formulas) in enumerate(
@@ -895,7 +898,8 @@ def _record_lines(rows: Sequence[Sequence[object]]) -> list[int]:
 
 
 def _ends_inside_line(path: str | Path) -> bool:
-    """Whether a file's last byte is not a line break (CR or LF are single bytes in UTF-8 and GB18030)."""
+    """Whether a file's last byte is not a line break (CR or LF are single bytes in UTF-8 and GB18030).
+    An OSError propagates (the caller reports it with `io_problem`)."""
     with open(path, "rb") as handle:
         if handle.seek(0, os.SEEK_END) == 0:
             return False
@@ -1128,16 +1132,21 @@ def read_table(
         is_csv
         and last_value_row is not None
         and all(all(_is_blank(c) for c in r) for r in rows[last_value_row + 1 :])
-        and _ends_inside_line(path)
     ):
-        problems.append(
-            Problem(
-                file,
-                "the file ends inside this row, without a line break: was it cut short? Its last value "
-                "may be incomplete. If the row is complete, end it with a line break",
-                last_value_row + 1,
+        try:
+            cut = _ends_inside_line(path)
+        except OSError as exc:  # the file went away after it was read
+            problems.append(io_problem(path, exc))
+            cut = False
+        if cut:
+            problems.append(
+                Problem(
+                    file,
+                    "the file ends inside this row, without a line break: was it cut short? Its last "
+                    "value may be incomplete. If the row is complete, end it with a line break",
+                    last_value_row + 1,
+                )
             )
-        )
 
     # A city row without values is dropped when the city also has a row with values.
     with_values = {r["city_code"] for r in records}
