@@ -23,7 +23,7 @@ from demo_mutations import (
     nothing_written,
 )
 from dualpilot import reference
-from dualpilot.config_checks import ConfigError, check_config, config_problems
+from dualpilot.config_checks import ConfigError, check_config, config_problems, config_warnings
 from dualpilot.errors import InputError
 from workflow_helpers import copy_workflow, snakemake
 
@@ -54,6 +54,7 @@ def _with(changes: dict[str, object]) -> dict:
 
 def test_default_config_is_consistent() -> None:
     assert config_problems(CONFIG) == []
+    assert config_warnings(CONFIG) == []
     check_config(CONFIG)  # no exception
 
 
@@ -64,6 +65,19 @@ BAD_CONFIGS = [
     ({"event_study.base": 0}, "event_study.base = 0: the reference year must be before"),
     ({"duration.bins": [[0, 3], [2, 5]]}, "duration.bins[1] = [2, 5] overlaps"),
     ({"duration.bins": [[3, 1]]}, "duration.bins[0] = [3, 1]"),
+    ({"placebo.mixed.time_scope": [2015, 2010]}, "placebo.mixed.time_scope = [2015, 2010]"),
+    ({"placebo.time_random.shift_range": [5, 1]}, "placebo.time_random.shift_range = [5, 1]"),
+    ({"placebo.shards": 20, "placebo.draws": 10}, "placebo.shards = 20 exceeds placebo.draws = 10"),
+    ({"heterogeneity.shards": 8, "heterogeneity.draws": 4}, "heterogeneity.shards = 8 exceeds"),
+    ({"heterogeneity.shards": 2, "heterogeneity.draws": 0}, "no permutation test: use 1 shard"),
+    (
+        {"psm.method": "kernel", "psm.replacement": False},
+        "psm.method = kernel needs psm.replacement",
+    ),
+    ({"policy.low_carbon.batch_years": [2012, 2010, 2017]}, "policy.low_carbon.batch_years"),
+]
+#: Year settings of single analyses outside the window: a warning (the panel alone may still be built).
+OUT_OF_WINDOW = [
     ({"psm.baseline_end": 2000}, "psm.baseline_end = 2000 lies outside the study window"),
     (
         {"psm.baseline_end": 2011},
@@ -81,21 +95,11 @@ BAD_CONFIGS = [
     ({"spatial.map_years": [2006, 2030]}, "spatial.map_years[1] = 2030 lies outside"),
     ({"spatial.pilot_map_year": 2001}, "spatial.pilot_map_year = 2001 lies outside"),
     ({"spatial.hotspot_years": [2005]}, "spatial.hotspot_years[0] = 2005 lies outside"),
-    ({"placebo.mixed.time_scope": [2015, 2010]}, "placebo.mixed.time_scope = [2015, 2010]"),
-    ({"placebo.time_random.shift_range": [5, 1]}, "placebo.time_random.shift_range = [5, 1]"),
     ({"placebo.mixed.time_scope": [2000, 2010]}, "placebo.mixed.time_scope[0] = 2000 lies outside"),
     (
         {"demo.effects.baseline_end": 2012},
         "demo.effects.baseline_end = 2012 is not before the first",
     ),
-    ({"placebo.shards": 20, "placebo.draws": 10}, "placebo.shards = 20 exceeds placebo.draws = 10"),
-    ({"heterogeneity.shards": 8, "heterogeneity.draws": 4}, "heterogeneity.shards = 8 exceeds"),
-    ({"heterogeneity.shards": 2, "heterogeneity.draws": 0}, "no permutation test: use 1 shard"),
-    (
-        {"psm.method": "kernel", "psm.replacement": False},
-        "psm.method = kernel needs psm.replacement",
-    ),
-    ({"policy.low_carbon.batch_years": [2012, 2010, 2017]}, "policy.low_carbon.batch_years"),
     (
         {"robustness.grid.specs.12.trends.baseline_end": 1999},
         "robustness.grid.specs[12].trends.baseline_end = 1999 lies outside",
@@ -110,6 +114,24 @@ def test_contradicting_keys_are_named(changes: dict, message: str) -> None:
     assert any(message in p for p in problems), problems
     with pytest.raises(ConfigError, match="inconsistent"):
         check_config(config)
+
+
+@pytest.mark.parametrize(("changes", "message"), OUT_OF_WINDOW, ids=[m for _, m in OUT_OF_WINDOW])
+def test_analysis_years_outside_the_window_are_warnings_naming_the_key(
+    changes: dict, message: str
+) -> None:
+    config = _with(changes)
+    assert config_problems(config) == []
+    assert any(message in w for w in config_warnings(config)), config_warnings(config)
+
+
+def test_narrower_window_warns_about_map_years_only() -> None:
+    config = _with({"years.start": 2009, "years.end": 2016})
+    assert config_problems(config) == []
+    assert config_warnings(config) == [
+        f"spatial.map_years[{i}] = {y} lies outside the study window years.start..years.end = 2009..2016"
+        for i, y in ((0, 2006), (2, 2018), (3, 2023))
+    ]
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -134,6 +156,10 @@ def test_snakemake_dry_run_stops_with_the_keys_named(tmp_path: Path) -> None:
     assert "placebo.shards = 50 exceeds placebo.draws = 10" in text
     assert "Traceback" not in text
     assert not (work / "results").exists()
+    # a narrower window: the panel can be built; the map years outside it are named in a warning
+    (work / "narrow.yaml").write_text(yaml.safe_dump({"years": {"start": 2009, "end": 2016}}))
+    proc = snakemake(work, "panel", "-n", "--cores", "1", "--configfile", "narrow.yaml")
+    assert "WARNING (configuration): spatial.map_years[0] = 2006 lies outside" in proc.stdout + proc.stderr
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -13,12 +13,14 @@ validate(config, "../schemas/config.schema.yaml")
 import sys
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-from dualpilot.config_checks import ConfigError, check_config
+from dualpilot.config_checks import ConfigError, check_config, config_warnings
 
 try:
     check_config(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
+for _warning in config_warnings(config):
+    logger.warning(f"WARNING (configuration): {_warning}")
 # --- end of cross-field config checks
 
 # BLAS threads: Snakemake sets OMP/OPENBLAS/MKL_NUM_THREADS to each job's `threads` (1 unless a rule asks

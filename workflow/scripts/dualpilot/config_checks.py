@@ -2,9 +2,13 @@
 
 workflow/schemas/config.schema.yaml checks every key on its own (types, ranges, required keys);
 `config_problems` checks what a JSON schema cannot: pairs and groups of keys. Each problem names the
-key(s) as dotted paths (``years.start``, ``robustness.grid.specs[3].trends.baseline_end``) and the
-values, so the fix is obvious. workflow/rules/common.smk calls `check_config` right after `validate`,
-so a bad combination stops `snakemake -n` before any job runs (docs/raw-data.md lists the checks).
+key(s) as dotted paths (``years.start``, ``placebo.shards``) and the values, so the fix is obvious.
+workflow/rules/common.smk calls `check_config` right after `validate`, so a bad combination stops
+`snakemake -n` before any job runs (docs/raw-data.md lists the checks).
+
+`config_warnings` lists year settings of single analyses that fall outside the study window (or after the
+first policy year): with a narrower `years:` the panel alone is still worth building, so these do not stop
+the run; common.smk prints them as warnings, and the analysis that reads the key fails if it runs.
 
 Only the standard library is imported: this module runs inside Snakemake's own process.
 """
@@ -49,7 +53,7 @@ def _range_problems(key: str, pair: Any) -> list[str]:
     return []
 
 
-def _window_problems(config: Mapping[str, Any], start: int, end: int) -> list[str]:
+def _window_warnings(config: Mapping[str, Any], start: int, end: int) -> list[str]:
     out = []
     policy_years = [
         (f"policy.{programme}.batch_years", y)
@@ -82,9 +86,7 @@ def _window_problems(config: Mapping[str, Any], start: int, end: int) -> list[st
     out += _in_window("spatial.pilot_map_year", _get(config, "spatial.pilot_map_year"), start, end)
     for i, year in enumerate(_get(config, "spatial.hotspot_years") or []):
         out += _in_window(f"spatial.hotspot_years[{i}]", year, start, end)
-    scope = _get(config, "placebo.mixed.time_scope")
-    out += _range_problems("placebo.mixed.time_scope", scope)
-    for i, year in enumerate(scope or []):
+    for i, year in enumerate(_get(config, "placebo.mixed.time_scope") or []):
         out += _in_window(f"placebo.mixed.time_scope[{i}]", year, start, end)
     specs = _get(config, "robustness.grid.specs") or []
     for i, spec in enumerate(specs):
@@ -98,19 +100,15 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
 
     Checked: years.start <= years.end; the policy batch years of each programme in batch order; the
     event-study window (start < end, base inside it and before the dual start); duration bins (each
-    [low, high] with low <= high, in increasing order without overlap); every year setting inside the
-    window (demo.effects.baseline_end, psm.baseline_end, heterogeneity.baseline_before, spatial years,
-    placebo.mixed.time_scope, robustness trends baseline_end) and baseline years before the first policy
-    year; placebo.time_random.shift_range; placebo.shards <= placebo.draws; heterogeneity.shards <=
-    heterogeneity.draws (1 when draws is 0); psm.method kernel needs psm.replacement true.
+    [low, high] with low <= high, in increasing order without overlap); placebo.mixed.time_scope and
+    placebo.time_random.shift_range (first <= second); placebo.shards <= placebo.draws;
+    heterogeneity.shards <= heterogeneity.draws (1 when draws is 0); psm.method kernel needs
+    psm.replacement true.
     """
     out: list[str] = []
     start, end = _get(config, "years.start"), _get(config, "years.end")
-    if start is not None and end is not None:
-        if start > end:
-            out.append(f"years.start = {start} is after years.end = {end}")
-        else:
-            out += _window_problems(config, start, end)
+    if start is not None and end is not None and start > end:
+        out.append(f"years.start = {start} is after years.end = {end}")
     for programme in ("smart_city", "low_carbon"):
         batch_years = _get(config, f"policy.{programme}.batch_years") or []
         if list(batch_years) != sorted(batch_years):
@@ -140,6 +138,7 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
                 f"duration.bins[{i}] = {list(b)} overlaps or precedes duration.bins[{i - 1}] = "
                 f"{list(bins[i - 1])}: bins must be increasing and disjoint"
             )
+    out += _range_problems("placebo.mixed.time_scope", _get(config, "placebo.mixed.time_scope"))
     out += _range_problems(
         "placebo.time_random.shift_range", _get(config, "placebo.time_random.shift_range")
     )
@@ -163,6 +162,18 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
             "psm.method = kernel needs psm.replacement = true (kernel matching reuses controls)"
         )
     return out
+
+
+def config_warnings(config: Mapping[str, Any]) -> list[str]:
+    """Year settings of single analyses outside the study window, as messages naming the keys:
+    demo.effects.baseline_end, psm.baseline_end (also: before the first policy year),
+    heterogeneity.baseline_before (a window year before it; not after the first policy year),
+    spatial.map_years, spatial.pilot_map_year, spatial.hotspot_years, placebo.mixed.time_scope and
+    each robustness grid spec's trends.baseline_end. Empty when years.start > years.end (an error)."""
+    start, end = _get(config, "years.start"), _get(config, "years.end")
+    if start is None or end is None or start > end:
+        return []
+    return _window_warnings(config, start, end)
 
 
 def check_config(config: Mapping[str, Any]) -> None:
