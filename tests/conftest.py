@@ -267,3 +267,14 @@ def pristine_demo_raw(tmp_path_factory) -> Path:
     from demo_mutations import write_demo_raw
 
     return write_demo_raw(tmp_path_factory.mktemp("demo") / "raw")
+
+
+# --- issue 12: one small but complete build of the study, shared by test_report.py and
+# test_workflow_render.py (tests/study_build.py); built on first use only.
+@pytest.fixture(scope="session")
+def small_study(tmp_path_factory) -> Path:
+    """A temporary copy of the workflow with `rule all` built on study_build.SMALL_OVERLAY (do not modify
+    its results: tests only read them, dry-run, or write new files such as reports)."""
+    from study_build import build_small_study
+
+    return build_small_study(tmp_path_factory.mktemp("small_study"))

@@ -231,40 +231,57 @@ def test_event_study_comparison_figure(panel: pd.DataFrame) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def test_event_study_fit_matches_the_reported_event_study(panel: pd.DataFrame) -> None:
-    for group, adjust in (("never_and_not_yet", True), ("not_yet", False)):
-        fit, terms = rb.event_study_fit(
-            panel, CONTROLS, window=(-4, 4), control_group=group, adjust_single_pilots=adjust
-        )
-        controls = CONTROLS + (["sc_only_post", "lc_only_post"] if adjust else [])
-        data = analyses.pilot_states(panel) if adjust else panel
-        reported = analyses.event_study(data, controls, window=(-4, 4), control_group=group)
-        assert terms == [f"rel_{k}" for k in (-4, -3, -2, 0, 1, 2, 3, 4)]
-        np.testing.assert_array_equal(
-            fit.coef[terms].to_numpy(), reported.set_index("term").loc[terms, "estimate"]
-        )
-        rb.check_event_study(fit, terms, reported)
-    bad = reported.copy()
-    bad.loc[bad["term"] == "rel_0", "estimate"] += 1e-4
-    with pytest.raises(SpecificationError, match="differs"):
-        rb.check_event_study(fit, terms, bad)
+def _event_study_files(panel: pd.DataFrame, tmp_path, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The event study and its vcov as rule estimate_event_study writes and rule estimate_honestdid
+    reads them (CSV round trip)."""
+    tidy, vcov = analyses.event_study_with_vcov(panel, CONTROLS, **kwargs)
+    tidy.to_csv(tmp_path / "event_study.csv", index=False)
+    vcov.to_csv(tmp_path / "event_study_vcov.csv", index_label="term")
+    return (
+        pd.read_csv(tmp_path / "event_study.csv"),
+        pd.read_csv(tmp_path / "event_study_vcov.csv", index_col="term"),
+    )
+
+
+def test_event_study_estimates_read_the_reported_event_study(panel: pd.DataFrame, tmp_path) -> None:
+    reported, vcov = _event_study_files(panel, tmp_path, window=(-4, 4))
+    terms = [f"rel_{k}" for k in (-4, -3, -2, 0, 1, 2, 3, 4)]
+    assert list(vcov.index) == terms == list(vcov.columns)
+    coef = rb.event_study_estimates(reported, vcov)
+    assert list(coef.index) == terms
+    np.testing.assert_array_equal(coef, reported.set_index("term").loc[terms, "estimate"])
+    # the vcov belongs to the model analyses.event_study reports (its standard errors)
+    plain = analyses.event_study(panel, CONTROLS, window=(-4, 4)).set_index("term")
+    np.testing.assert_allclose(
+        np.sqrt(np.diag(vcov.to_numpy())), plain.loc[terms, "std_error"], rtol=1e-12
+    )
+    stale = reported.copy()
+    stale.loc[stale["term"] == "rel_0", "std_error"] *= 1.01
+    with pytest.raises(SpecificationError, match="different runs"):
+        rb.event_study_estimates(stale, vcov)
     with pytest.raises(SpecificationError, match="lacks"):
-        rb.check_event_study(fit, [*terms, "rel_5"], reported)
+        rb.event_study_estimates(reported[reported["term"] != "rel_4"], vcov)
+    with pytest.raises(SpecificationError, match="square"):
+        rb.event_study_estimates(reported, vcov.iloc[:, :-1])
 
 
-def test_honest_sensitivity_orders_coefficients_and_periods(panel: pd.DataFrame) -> None:
-    fit, terms = rb.event_study_fit(panel, CONTROLS, window=(-4, 3))
+def test_honest_sensitivity_orders_coefficients_and_periods(panel: pd.DataFrame, tmp_path) -> None:
+    reported, vcov = _event_study_files(panel, tmp_path, window=(-4, 3))
+    coef = rb.event_study_estimates(reported, vcov)
     out = rb.honest_sensitivity(
-        fit, terms, exclude_terms=["rel_-4", "rel_3"], Mbar_grid=(1.0,), M_grid=(0.0,), n_draws=200
+        coef, vcov, exclude_terms=["rel_-4", "rel_3"], Mbar_grid=(1.0,), M_grid=(0.0,), n_draws=200
     )
     assert set(out["pre_periods"]) == {"-3..-2"} and set(out["post_periods"]) == {"0..2"}
     assert set(out["restriction"]) == {"none", "RM", "SD"}
     z = stats.norm.ppf(0.975)
     post = ["rel_0", "rel_1", "rel_2"]
-    beta, sigma = fit.coef[post].to_numpy(), fit.term_vcov(post).to_numpy()
+    rows = reported.set_index("term").loc[post]
+    beta, sigma = rows["estimate"].to_numpy(), vcov.loc[post, post].to_numpy()
     original = out[out["method"] == "original"].set_index("target")
     first = original.loc["first_post"]
-    assert first["conf_low"] == pytest.approx(beta[0] - z * math.sqrt(sigma[0, 0]), abs=1e-10)
+    assert first["conf_low"] == pytest.approx(
+        beta[0] - z * rows["std_error"].iloc[0], abs=1e-10
+    )
     avg_se = math.sqrt(sigma.sum()) / 3
     assert original.loc["avg_post", "conf_high"] == pytest.approx(
         beta.mean() + z * avg_se, abs=1e-10
@@ -274,9 +291,9 @@ def test_honest_sensitivity_orders_coefficients_and_periods(panel: pd.DataFrame)
     fig = rb.honestdid_figure(out, language="en")
     assert len(fig.axes) == 4
     with pytest.raises(SpecificationError, match="exclude_terms"):
-        rb.honest_sensitivity(fit, terms, exclude_terms=["rel_9"])
+        rb.honest_sensitivity(coef, vcov, exclude_terms=["rel_9"])
     with pytest.raises(SpecificationError, match="consecutive"):
-        rb.honest_sensitivity(fit, terms, exclude_terms=["rel_1"])
+        rb.honest_sensitivity(coef, vcov, exclude_terms=["rel_1"])
 
 
 # ------------------------------------------------------------------------------------------------

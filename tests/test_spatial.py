@@ -25,6 +25,7 @@ import pandas as pd
 import prcoords
 import pytest
 import shapely
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from dualpilot import spatial as sp
@@ -517,7 +518,8 @@ def test_pilot_map_and_english(spatial_panel, geo):
 
 
 def test_regional_trends(spatial_panel):
-    table, fig = sp.regional_trends(spatial_panel)
+    table = sp.regional_trends(spatial_panel)
+    fig = sp.regional_trends_figure(table)
     assert list(dict.fromkeys(table["region"])) == ["east", "central", "west", "northeast"]
     expected = spatial_panel.groupby(["region4", "year"])["lq"].mean()
     got = table.set_index(["region", "year"])["mean_lq"]
@@ -527,14 +529,18 @@ def test_regional_trends(spatial_panel):
 
 
 def test_local_hotspots(spatial_panel, geo):
-    table, fig = sp.local_hotspots(spatial_panel, geo, seed=3, permutations=99)
+    table = sp.local_hotspots(spatial_panel, geo, seed=3, permutations=99)
     assert sorted(table["year"].unique()) == [2006, 2023]
+    # drawn from the table as rule render_maps reads it back from lisa_clusters.csv
+    fig = sp.lisa_figure(table.astype({"city_code": int}), geo, alpha=0.05)
     assert len(fig.axes) == 2
+    faces = {tuple(c) for ax in fig.axes for coll in ax.collections for c in coll.get_facecolors()}
+    assert to_rgba(sp.CLUSTER_COLOURS["HH"]) in faces and to_rgba(sp.CLUSTER_COLOURS["LL"]) in faces
     sig = table["p_sim"] < 0.05
     assert (table.loc[sig, "cluster"] == table.loc[sig, "quadrant"]).all()
     assert (table.loc[~sig, "cluster"] == "ns").all()
     assert {"HH", "LL"} <= set(table["cluster"])  # the planted east-west gradient
-    again, _ = sp.local_hotspots(spatial_panel, geo, [2023], seed=3, permutations=99)
+    again = sp.local_hotspots(spatial_panel, geo, [2023], seed=3, permutations=99)
     pd.testing.assert_frame_equal(
         again, table[table["year"] == 2023].reset_index(drop=True), check_dtype=False
     )

@@ -61,6 +61,8 @@ rule estimate_event_study:
             subcategory="Tables",
             labels={"analysis": "event study", "type": "table"},
         ),
+        # the vcov of the event-time coefficients, which rule estimate_honestdid reads
+        vcov="results/estimates/event_study_vcov.csv",
     log:
         "logs/estimate_event_study.log",
     conda:
@@ -97,9 +99,9 @@ rule estimate_duration:
 
 
 rule describe_panel:
+    """Descriptive statistics of the panel (the numbers; render_baseline formats them)."""
     input:
         panel="results/panel/panel.parquet",
-        labels="resources/labels/terms.csv",
     output:
         csv=report(
             "results/tables/descriptives.csv",
@@ -108,100 +110,64 @@ rule describe_panel:
             subcategory="Tables",
             labels={"analysis": "descriptive statistics", "type": "table"},
         ),
-        tex="results/tables/descriptives.tex",
-        md="results/tables/descriptives.md",
     log:
         "logs/describe_panel.log",
     conda:
         "../../envs/analysis.yaml"
     params:
         descriptives=config["descriptives"],
-        tables=config["tables"],
     script:
         "../scripts/describe_panel.py"
 
 
-rule make_table:
-    """A three-line table (LaTeX and Markdown) rendered from one tidy estimate file."""
+rule render_baseline:
+    """Every table and figure of the baseline stage, drawn from the tidy estimates (no estimation)."""
     input:
-        estimates="results/estimates/{analysis}.csv",
+        **{a: f"results/estimates/{a}.csv" for a in BASELINE_ANALYSES},
+        descriptives="results/tables/descriptives.csv",
         labels="resources/labels/terms.csv",
         specs="resources/labels/tables.csv",
     output:
-        tex="results/tables/{analysis}.tex",
-        md="results/tables/{analysis}.md",
-    log:
-        "logs/make_table/{analysis}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    params:
-        analysis=lambda wildcards: wildcards.analysis,
-        tables=config["tables"],
-    script:
-        "../scripts/make_table.py"
-
-
-rule plot_event_study:
-    input:
-        estimates="results/estimates/event_study.csv",
-        labels="resources/labels/terms.csv",
-    output:
-        png=report(
+        **table_outputs(BASELINE_ANALYSES, "2 Baseline"),
+        **table_outputs(["descriptives"], "1 Data"),
+        event_study_png=report(
             "results/figures/event_study.png",
             caption="../report/event_study_figure.rst",
             category="2 Baseline",
             subcategory="Figures",
             labels={"analysis": "event study", "type": "figure"},
         ),
-        pdf="results/figures/event_study.pdf",
-    log:
-        "logs/plot_event_study.log",
-    conda:
-        "../../envs/analysis.yaml"
-    params:
-        base=config["event_study"]["base"],
-        figures=config["figures"],
-        language=config["tables"]["language"],
-    script:
-        "../scripts/plot_event_study.py"
-
-
-rule plot_duration:
-    input:
-        estimates="results/estimates/duration.csv",
-        labels="resources/labels/terms.csv",
-    output:
-        png=report(
+        event_study_pdf="results/figures/event_study.pdf",
+        duration_png=report(
             "results/figures/duration.png",
             caption="../report/duration_figure.rst",
             category="2 Baseline",
             subcategory="Figures",
             labels={"analysis": "duration", "type": "figure"},
         ),
-        pdf="results/figures/duration.pdf",
+        duration_pdf="results/figures/duration.pdf",
     log:
-        "logs/plot_duration.log",
+        "logs/render_baseline.log",
     conda:
         "../../envs/analysis.yaml"
     params:
+        analyses=BASELINE_ANALYSES,
+        tables=config["tables"],
         figures=config["figures"],
-        language=config["tables"]["language"],
+        base=config["event_study"]["base"],
     script:
-        "../scripts/plot_duration.py"
+        "../scripts/render_baseline.py"
 
 
 rule baseline:
     """Aggregate target: every baseline result (estimates, tables, figures)."""
     input:
-        expand("results/estimates/{analysis}.csv", analysis=BASELINE_ANALYSES),
-        expand(
-            "results/tables/{analysis}.{ext}",
-            analysis=BASELINE_ANALYSES,
-            ext=["tex", "md"],
-        ),
+        rules.estimate_baseline.output,
+        rules.estimate_single_vs_dual.output,
+        rules.estimate_event_study.output,
+        rules.estimate_duration.output,
         rules.describe_panel.output,
-        rules.plot_event_study.output,
-        rules.plot_duration.output,
+        rules.render_baseline.output,
 
 
 localrules:

@@ -28,8 +28,6 @@ for _warning in config_warnings(config):
 
 # Analyses of the baseline stage, each written to results/estimates/<analysis>.csv by its own rule.
 BASELINE_ANALYSES = ["baseline", "single_vs_dual", "event_study", "duration"]
-# Analyses whose tidy estimates make_table renders (each has a row in resources/labels/tables.csv).
-TABLE_ANALYSES = [*BASELINE_ANALYSES, "psm_did", "mechanisms", "pilot_order"]
 
 # Placebo kinds run by rule placebo (docs/placebo.md) and the options of the engine, merged from the
 # per-kind config blocks.
@@ -45,6 +43,66 @@ PLACEBO_OPTIONS = {
 HETEROGENEITY_DIMENSIONS = list(config["heterogeneity"]["dimensions"])
 
 
+# --- render rules (issue 12): estimation rules write tidy estimates only; one render_<stage> rule per stage
+# draws that stage's tables and figures, so a change of `tables:` or `figures:` re-runs render jobs only.
+# Each formatted table is written as results/tables/<table>.{tex,md,html}; the HTML page is in the report
+# (shown inline), beside the tidy CSV (a download), with the caption of workflow/report/<caption>.rst.
+TABLE_REPORT = {
+    # table: (label in the report, caption file)
+    "baseline": ("baseline DID", "baseline"),
+    "single_vs_dual": ("dual vs single pilots", "single_vs_dual"),
+    "event_study": ("event study", "event_study"),
+    "duration": ("duration", "duration"),
+    "descriptives": ("descriptive statistics", "descriptives"),
+    "psm_did": ("PSM-DID", "psm_did"),
+    "psm_balance": ("PSM balance", "psm_balance"),
+    "honestdid": ("HonestDiD", "honestdid"),
+    "pilot_order": ("pilot order", "pilot_order"),
+    "robustness": ("robustness grid", "robustness"),
+    "mechanisms": ("mechanisms", "mechanisms"),
+    "heterogeneity": ("heterogeneity", "heterogeneity"),
+    "heterogeneity_tests": ("heterogeneity tests", "heterogeneity"),
+}
+
+
+def table_outputs(names, category):
+    """Named outputs <name>_tex, <name>_md and <name>_html (in the report) of each formatted table."""
+    out = {}
+    for name in names:
+        label, caption = TABLE_REPORT[name]
+        out[f"{name}_tex"] = f"results/tables/{name}.tex"
+        out[f"{name}_md"] = f"results/tables/{name}.md"
+        out[f"{name}_html"] = report(
+            f"results/tables/{name}.html",
+            caption=f"../report/{caption}.rst",
+            category=category,
+            subcategory="Formatted tables",
+            labels={"analysis": label, "type": "formatted table"},
+        )
+    return out
+
+
+def config_snapshot():
+    """The configuration in effect, written at parse time to .snakemake/dualpilot/config_<sha256>.yaml (once
+    per distinct configuration). Rule save_config copies it: its input path changes exactly when the
+    configuration does, so a dry run's reason names that path instead of printing the whole config.
+    """
+    import hashlib
+
+    import yaml
+
+    text = yaml.safe_dump(dict(config), allow_unicode=True, sort_keys=False)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    path = Path(".snakemake", "dualpilot", f"config_{digest}.yaml")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+# --- end of the render block
+
+
 def placebo_draws(kind):
     """Draws of a placebo kind: one per shift for the deterministic time placebo, else placebo: draws."""
     return (
@@ -58,7 +116,6 @@ def placebo_shards(kind):
 
 
 wildcard_constraints:
-    analysis="|".join(TABLE_ANALYSES),
     kind="|".join(PLACEBO_KINDS),
     shard=r"\d+",
     dimension="|".join(HETEROGENEITY_DIMENSIONS),

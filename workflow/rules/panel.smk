@@ -66,14 +66,14 @@ rule summarise_treatment:
 
 rule save_config:
     """Provenance: the configuration in effect, as merged from config.yaml, overlays and --config."""
+    input:
+        config_snapshot(),
     output:
         "results/config_used.yaml",
     log:
         "logs/save_config.log",
     conda:
         "../../envs/data.yaml"
-    params:
-        config=config,
     script:
         "../scripts/save_config.py"
 

@@ -76,7 +76,8 @@ rule summarise_placebo:
         "../scripts/summarise_placebo.py"
 
 
-rule plot_placebo:
+rule render_placebo:
+    """The figure of one placebo kind, drawn from its draws (one job per kind: each has its caption)."""
     input:
         draws="results/placebo/{kind}/draws.parquet",
         baseline="results/estimates/baseline.csv",
@@ -90,7 +91,7 @@ rule plot_placebo:
         ),
         pdf="results/figures/placebo_{kind}.pdf",
     log:
-        "logs/plot_placebo/{kind}.log",
+        "logs/render_placebo/{kind}.log",
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -98,7 +99,7 @@ rule plot_placebo:
         language=config["tables"]["language"],
         dpi=config["figures"]["dpi"],
     script:
-        "../scripts/plot_placebo.py"
+        "../scripts/render_placebo.py"
 
 
 rule placebo:

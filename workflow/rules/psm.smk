@@ -6,7 +6,6 @@
 rule estimate_psm_did:
     input:
         panel="results/panel/panel.parquet",
-        labels="resources/labels/terms.csv",
     output:
         estimates=report(
             "results/estimates/psm_did.csv",
@@ -22,11 +21,33 @@ rule estimate_psm_did:
             subcategory="Tables",
             labels={"analysis": "PSM balance", "type": "table"},
         ),
-        balance_tex="results/tables/psm_balance.tex",
-        balance_md="results/tables/psm_balance.md",
         summary="results/psm/summary.csv",
         matched="results/psm/matched.parquet",
         scores="results/psm/scores.parquet",
+    log:
+        "logs/estimate_psm_did.log",
+    benchmark:
+        "benchmarks/estimate_psm_did.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        controls=config["controls"],
+        # figure_design only chooses the design render_psm draws
+        psm={k: v for k, v in config["psm"].items() if k != "figure_design"},
+    script:
+        "../scripts/estimate_psm_did.py"
+
+
+rule render_psm:
+    """The PSM-DID and balance tables and the score densities, drawn from the estimation's files."""
+    input:
+        psm_did="results/estimates/psm_did.csv",
+        balance="results/psm/balance.csv",
+        scores="results/psm/scores.parquet",
+        labels="resources/labels/terms.csv",
+        specs="resources/labels/tables.csv",
+    output:
+        **table_outputs(["psm_did", "psm_balance"], "3 Robustness"),
         png=report(
             "results/figures/psm_density.png",
             caption="../report/psm_density.rst",
@@ -36,26 +57,22 @@ rule estimate_psm_did:
         ),
         pdf="results/figures/psm_density.pdf",
     log:
-        "logs/estimate_psm_did.log",
-    benchmark:
-        "benchmarks/estimate_psm_did.tsv"
+        "logs/render_psm.log",
     conda:
         "../../envs/analysis.yaml"
     params:
-        controls=config["controls"],
-        psm=config["psm"],
         tables=config["tables"],
-        dpi=config["figures"]["dpi"],
+        figures=config["figures"],
+        figure_design=config["psm"]["figure_design"],
     script:
-        "../scripts/estimate_psm_did.py"
+        "../scripts/render_psm.py"
 
 
 rule psm:
-    """Aggregate target: PSM-DID estimates, balance, densities and the table."""
+    """Aggregate target: PSM-DID estimates, balance, densities and the tables."""
     input:
         rules.estimate_psm_did.output,
-        "results/tables/psm_did.tex",
-        "results/tables/psm_did.md",
+        rules.render_psm.output,
 
 
 localrules:

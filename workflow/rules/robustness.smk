@@ -15,14 +15,6 @@ rule estimate_bacon:
             subcategory="Tables",
             labels={"analysis": "Bacon decomposition", "type": "table"},
         ),
-        png=report(
-            "results/figures/bacon.png",
-            caption="../report/bacon_figure.rst",
-            category="3 Robustness",
-            subcategory="Figures",
-            labels={"analysis": "Bacon decomposition", "type": "figure"},
-        ),
-        pdf="results/figures/bacon.pdf",
     log:
         "logs/estimate_bacon.log",
     benchmark:
@@ -32,8 +24,6 @@ rule estimate_bacon:
     params:
         estimation=config["estimation"],
         treatment="dual_post",
-        language=config["tables"]["language"],
-        figures=config["figures"],
     script:
         "../scripts/estimate_bacon.py"
 
@@ -63,36 +53,11 @@ rule estimate_staggered:
         "../scripts/estimate_staggered.py"
 
 
-rule plot_staggered:
-    input:
-        twfe="results/estimates/event_study.csv",
-        staggered="results/estimates/staggered.csv",
-    output:
-        png=report(
-            "results/figures/event_study_estimators.png",
-            caption="../report/event_study_estimators.rst",
-            category="3 Robustness",
-            subcategory="Figures",
-            labels={"analysis": "event study estimators", "type": "figure"},
-        ),
-        pdf="results/figures/event_study_estimators.pdf",
-    log:
-        "logs/plot_staggered.log",
-    conda:
-        "../../envs/analysis.yaml"
-    params:
-        series=config["robustness"]["staggered_plot"],
-        event_study=config["event_study"],
-        figures=config["figures"],
-        language=config["tables"]["language"],
-    script:
-        "../scripts/plot_staggered.py"
-
-
 rule estimate_honestdid:
+    """HonestDiD on the event study that rule estimate_event_study reported (its estimates and vcov)."""
     input:
-        panel="results/panel/panel.parquet",
         event_study="results/estimates/event_study.csv",
+        vcov="results/estimates/event_study_vcov.csv",
     output:
         estimates=report(
             "results/estimates/honestdid.csv",
@@ -101,16 +66,6 @@ rule estimate_honestdid:
             subcategory="Tables",
             labels={"analysis": "HonestDiD", "type": "table"},
         ),
-        tex="results/tables/honestdid.tex",
-        md="results/tables/honestdid.md",
-        png=report(
-            "results/figures/honestdid.png",
-            caption="../report/honestdid_figure.rst",
-            category="3 Robustness",
-            subcategory="Figures",
-            labels={"analysis": "HonestDiD", "type": "figure"},
-        ),
-        pdf="results/figures/honestdid.pdf",
     log:
         "logs/estimate_honestdid.log",
     benchmark:
@@ -118,12 +73,8 @@ rule estimate_honestdid:
     conda:
         "../../envs/analysis.yaml"
     params:
-        controls=config["controls"],
-        estimation=config["estimation"],
-        event_study=config["event_study"],
+        base=config["event_study"]["base"],
         honestdid=config["robustness"]["honestdid"],
-        language=config["tables"]["language"],
-        figures=config["figures"],
     script:
         "../scripts/estimate_honestdid.py"
 
@@ -158,7 +109,6 @@ rule estimate_robustness:
         city_master="resources/cities/city_master.csv",
         smart_city="resources/policy/smart_city_pilots.csv",
         low_carbon="resources/policy/low_carbon_pilots.csv",
-        labels="resources/labels/terms.csv",
         # the user's <raw_dir>/policy/ lists, if any, replace the shipped ones (as in build_panel)
         raw=raw_inputs,
     output:
@@ -170,8 +120,6 @@ rule estimate_robustness:
             labels={"analysis": "robustness grid", "type": "table"},
         ),
         specs="results/estimates/robustness_specs.csv",
-        tex="results/tables/robustness.tex",
-        md="results/tables/robustness.md",
     log:
         "logs/estimate_robustness.log",
     benchmark:
@@ -186,9 +134,62 @@ rule estimate_robustness:
         estimation=config["estimation"],
         specs=config["robustness"]["grid"]["specs"],
         bootstrap=config["robustness"]["grid"]["bootstrap"],
-        tables=config["tables"],
     script:
         "../scripts/estimate_robustness.py"
+
+
+rule render_robustness:
+    """Every table and figure of the Robustness II stage, drawn from the estimation rules' files."""
+    input:
+        bacon="results/estimates/bacon.csv",
+        bacon_summary="results/estimates/bacon_summary.csv",
+        event_study="results/estimates/event_study.csv",
+        staggered="results/estimates/staggered.csv",
+        honestdid="results/estimates/honestdid.csv",
+        pilot_order="results/estimates/pilot_order.csv",
+        robustness="results/estimates/robustness.csv",
+        robustness_specs="results/estimates/robustness_specs.csv",
+        labels="resources/labels/terms.csv",
+        specs="resources/labels/tables.csv",
+    output:
+        **table_outputs(["honestdid", "pilot_order", "robustness"], "3 Robustness"),
+        bacon_png=report(
+            "results/figures/bacon.png",
+            caption="../report/bacon_figure.rst",
+            category="3 Robustness",
+            subcategory="Figures",
+            labels={"analysis": "Bacon decomposition", "type": "figure"},
+        ),
+        bacon_pdf="results/figures/bacon.pdf",
+        estimators_png=report(
+            "results/figures/event_study_estimators.png",
+            caption="../report/event_study_estimators.rst",
+            category="3 Robustness",
+            subcategory="Figures",
+            labels={"analysis": "event study estimators", "type": "figure"},
+        ),
+        estimators_pdf="results/figures/event_study_estimators.pdf",
+        honestdid_png=report(
+            "results/figures/honestdid.png",
+            caption="../report/honestdid_figure.rst",
+            category="3 Robustness",
+            subcategory="Figures",
+            labels={"analysis": "HonestDiD", "type": "figure"},
+        ),
+        honestdid_pdf="results/figures/honestdid.pdf",
+    log:
+        "logs/render_robustness.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        tables=config["tables"],
+        figures=config["figures"],
+        series=config["robustness"]["staggered_plot"],
+        event_study=config["event_study"],
+        honestdid_alpha=config["robustness"]["honestdid"]["alpha"],
+        bootstrap=config["robustness"]["grid"]["bootstrap"],
+    script:
+        "../scripts/render_robustness.py"
 
 
 rule robustness:
@@ -196,10 +197,10 @@ rule robustness:
     input:
         rules.estimate_bacon.output,
         rules.estimate_staggered.output,
-        rules.plot_staggered.output,
         rules.estimate_honestdid.output,
         rules.estimate_pilot_order.output,
         rules.estimate_robustness.output,
+        rules.render_robustness.output,
 
 
 localrules:

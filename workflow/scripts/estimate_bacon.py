@@ -1,7 +1,7 @@
 """Goodman-Bacon decomposition of the TWFE dual-pilot coefficient (rule estimate_bacon).
 
-Writes every 2x2 comparison (type, treated and control timing groups, window, estimate, weight), the summary
-by comparison type, and the weight-against-estimate scatter with the TWFE coefficient as a line.
+Writes every 2x2 comparison (type, treated and control timing groups, window, estimate, weight) and the
+summary by comparison type; rule render_robustness draws the weight-against-estimate scatter.
 """
 
 import logging
@@ -12,13 +12,12 @@ log = logging.getLogger("dualpilot.estimate_bacon")
 
 
 def main(inputs, outputs, params):
-    from dualpilot import plots, robustness
+    from dualpilot import robustness
     from dualpilot.panel import read_panel
 
-    panel = read_panel(inputs.panel)
     estimation = params.estimation
     result = robustness.bacon(
-        panel,
+        read_panel(inputs.panel),
         outcome=estimation["outcome"],
         treatment_col=params.treatment,
         unit=estimation["unit"],
@@ -26,9 +25,12 @@ def main(inputs, outputs, params):
     )
     result.decomposition.to_csv(outputs.decomposition, index=False)
     result.summary.to_csv(outputs.summary, index=False)
-    fig = robustness.bacon_figure(result, language=params.language)
-    plots.save_figure(fig, outputs.png, outputs.pdf, dpi=params.figures["dpi"])
-    log.info("TWFE %s = %.4f; by type:\n%s", params.treatment, result.twfe, result.summary)
+    log.info(
+        "TWFE %s = %.4f = weighted sum of %d 2x2 comparisons",
+        params.treatment,
+        result.twfe,
+        len(result.decomposition),
+    )
 
 
 if __name__ == "__main__" or "snakemake" in globals():

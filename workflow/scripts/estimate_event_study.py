@@ -1,5 +1,5 @@
-"""Event study around the dual-pilot start, endpoints binned, joint test of the leads (rule
-estimate_event_study)."""
+"""Event study around the dual-pilot start, endpoints binned, joint test of the leads, and the vcov of the
+event-time coefficients for HonestDiD (rule estimate_event_study)."""
 
 from dualpilot.runner import run
 
@@ -13,7 +13,7 @@ def main(inputs, outputs, params):
     if spec["adjust_single_pilots"]:
         # Single-pilot years of not-yet-dual cities are not clean controls: absorb their own effects.
         controls += ["sc_only_post", "lc_only_post"]
-    tidy = analyses.event_study(
+    tidy, vcov = analyses.event_study_with_vcov(
         read_panel(inputs.panel),
         controls,
         window=tuple(spec["window"]),
@@ -22,6 +22,7 @@ def main(inputs, outputs, params):
         options=params.estimation,
     )
     tidy.to_csv(outputs.estimates, index=False)
+    vcov.to_csv(outputs.vcov, index_label="term")
 
 
 if __name__ == "__main__" or "snakemake" in globals():

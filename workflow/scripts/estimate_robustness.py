@@ -1,6 +1,6 @@
 """The robustness grid (rule estimate_robustness): baseline model (2) under each specification of the
-config's grid (sample, outcome, treatment coding, clustering and bootstrap, lag, trends), as tidy estimates,
-a description of each specification, and a three-line table (LaTeX and Markdown).
+config's grid (sample, outcome, treatment coding, clustering and bootstrap, lag, trends), as tidy estimates
+and a description of each specification; rule render_robustness draws its three-line table.
 
 Treatment recodings use the pilot lists that rule build_panel uses (the user's <raw_dir>/policy/ files if
 present, else the shipped ones); recoding under the configured policy must reproduce the panel's coding.
@@ -14,9 +14,7 @@ log = logging.getLogger("dualpilot.estimate_robustness")
 
 
 def main(inputs, outputs, params):
-    from pathlib import Path
-
-    from dualpilot import reference, robustness, tables
+    from dualpilot import reference, robustness
     from dualpilot.panel import read_panel
 
     panel = read_panel(inputs.panel)
@@ -38,18 +36,6 @@ def main(inputs, outputs, params):
     )
     grid.to_csv(outputs.estimates, index=False)
     specs.to_csv(outputs.specs, index=False)
-    table = robustness.robustness_table(
-        grid,
-        specs,
-        language=params.tables["language"],
-        digits=params.tables["digits"],
-        stars=params.tables["stars"],
-        bootstrap=params.bootstrap,
-        labels=tables.load_labels(inputs.labels),
-    )
-    Path(outputs.tex).parent.mkdir(parents=True, exist_ok=True)
-    Path(outputs.tex).write_text(tables.to_latex(table, label="tab:robustness"), encoding="utf-8")
-    Path(outputs.md).write_text(tables.to_markdown(table), encoding="utf-8")
 
 
 if __name__ == "__main__" or "snakemake" in globals():

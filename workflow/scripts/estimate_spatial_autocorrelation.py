@@ -1,5 +1,5 @@
 """Global Moran's I of the location quotient by year and local hot spots (rule
-estimate_spatial_autocorrelation)."""
+estimate_spatial_autocorrelation); rule render_maps maps the hot spots."""
 
 import logging
 
@@ -11,7 +11,6 @@ log = logging.getLogger("dualpilot.estimate_spatial_autocorrelation")
 def main(inputs, outputs, params):
     from dualpilot import spatial
     from dualpilot.panel import read_panel
-    from dualpilot.plots import save_figure
 
     spec = params.spatial
     panel = read_panel(inputs.panel)
@@ -24,8 +23,15 @@ def main(inputs, outputs, params):
         k_islands=spec["k_islands"],
     )
     moran.to_csv(outputs.moran, index=False)
-    log.info("Moran's I by year:\n%s", moran[["year", "n", "moran_i", "p_sim"]].to_string())
-    lisa, fig = spatial.local_hotspots(
+    log.info(
+        "Moran's I for %d years, from %.3f (%d) to %.3f (%d)",
+        len(moran),
+        moran["moran_i"].iloc[0],
+        moran["year"].iloc[0],
+        moran["moran_i"].iloc[-1],
+        moran["year"].iloc[-1],
+    )
+    lisa = spatial.local_hotspots(
         panel,
         geo,
         spec["hotspot_years"],
@@ -33,11 +39,8 @@ def main(inputs, outputs, params):
         permutations=spec["permutations"],
         alpha=spec["lisa_alpha"],
         k_islands=spec["k_islands"],
-        dash_line=spatial.load_dash_line(inputs.dash_line),
-        language=params.language,
     )
     lisa.to_csv(outputs.lisa, index=False)
-    save_figure(fig, outputs.png, outputs.pdf, dpi=params.dpi)
 
 
 if __name__ == "__main__" or "snakemake" in globals():

@@ -28,8 +28,14 @@ def main(inputs, outputs, params):
         **options,
     )
     estimates.to_csv(outputs.estimates, index=False)
-    overall = estimates[estimates["term"] == "ATT"][["model", "estimate", "std_error"]]
-    log.info("overall ATTs:\n%s", overall.to_string(index=False))
+    overall = estimates[estimates["term"] == "ATT"]
+    log.info(
+        "overall ATT: %s",
+        "; ".join(
+            f"{row.model} {row.estimate:.4f} (SE {row.std_error:.4f})"
+            for row in overall.itertuples()
+        ),
+    )
 
 
 if __name__ == "__main__" or "snakemake" in globals():

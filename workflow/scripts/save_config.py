@@ -1,13 +1,13 @@
-"""Write the configuration in effect to results/config_used.yaml (rule save_config)."""
+"""Write the configuration in effect to results/config_used.yaml (rule save_config): a copy of the snapshot
+that workflow/rules/panel.smk writes at parse time (named by the configuration's sha256)."""
 
 from dualpilot.runner import run
 
 
 def main(inputs, outputs, params):
-    import yaml
+    import shutil
 
-    with open(outputs[0], "w", encoding="utf-8") as fh:
-        yaml.safe_dump(dict(params.config), fh, allow_unicode=True, sort_keys=False)
+    shutil.copyfile(inputs[0], outputs[0])
 
 
 if __name__ == "__main__" or "snakemake" in globals():

@@ -270,7 +270,30 @@ def event_study(
     treat_time: str = "dual_year",
     options: Options | Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Dynamic TWFE event study around `treat_time` (model "event_study").
+    """The tidy rows of `event_study_with_vcov` (see there)."""
+    return event_study_with_vcov(
+        panel,
+        controls,
+        window,
+        base,
+        control_group,
+        treat_time=treat_time,
+        options=options,
+    )[0]
+
+
+def event_study_with_vcov(
+    panel: pd.DataFrame,
+    controls: Sequence[str],
+    window: Sequence[int] = (-6, 8),
+    base: int = -1,
+    control_group: ControlGroup = "never_and_not_yet",
+    *,
+    treat_time: str = "dual_year",
+    options: Options | Mapping[str, Any] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Dynamic TWFE event study around `treat_time` (model "event_study"), with the vcov of its
+    event-time coefficients (rows and columns rel_<k>, base period left out), which HonestDiD reads.
 
     outcome ~ sum_{k != base} rel_k + controls | unit + time, with endpoint bins (`event_time_indicators`).
     `control_group`: "never_and_not_yet" keeps every unit, so never-treated units (all indicators zero)
@@ -314,7 +337,7 @@ def event_study(
                 fit, [est.zero(t) for t in leads], "leads = 0", model="event_study", sample=sample
             )
         )
-    return est.concat_tidy(frames)
+    return est.concat_tidy(frames), fit.term_vcov(terms)
 
 
 # --------------------------------------------------------------------------------------------------

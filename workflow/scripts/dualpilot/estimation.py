@@ -276,7 +276,7 @@ def _run_pyfixest(design: pd.DataFrame, fml: str, spec: Spec, fixef_tol: float) 
         if issubclass(w.category, _PANDAS_DEPRECATIONS):
             continue
         if "singleton" in str(w.message):
-            log.info("pyfixest: %s", w.message)
+            log.debug("pyfixest: %s", w.message)  # fit() logs the count with the sample size
             continue
         if "multicollinearity" in str(w.message):
             continue  # fit() raises EstimationError naming the variables
@@ -365,15 +365,24 @@ def fit(
         _design=design.iloc[sample_positions].reset_index(drop=True),
         _aliases=aliases,
     )
-    if out.n_dropped_missing or out.n_dropped_singletons:
-        log.info(
-            "%s: dropped %d row(s) with missing values and %d singleton(s); N = %d",
-            fml,
-            out.n_dropped_missing,
-            out.n_dropped_singletons,
-            n_obs,
-        )
+    log.info("%s", fit_summary(out))
     return out
+
+
+def fit_summary(fit: Fit) -> str:
+    """One log line per fitted model, in the user's variable names (never the aliases of `_prepare`):
+    'lq ~ dual_post + 6 controls | city_code + year: N = 5094, 283 clusters (dropped 0 missing, 2
+    singletons)'."""
+    spec = fit.spec
+    rhs = " + ".join(spec.terms)
+    if spec.controls:
+        rhs += f" + {len(spec.controls)} control{'s' if len(spec.controls) > 1 else ''}"
+    fe = f" | {spec.fixed_effects_label}" if spec.fixed_effects else ""
+    clusters = f", {fit.n_clusters} clusters" if fit.n_clusters is not None else ""
+    return (
+        f"{spec.outcome} ~ {rhs}{fe}: N = {fit.n_obs}{clusters} (dropped "
+        f"{fit.n_dropped_missing} missing, {fit.n_dropped_singletons} singletons)"
+    )
 
 
 # --------------------------------------------------------------------------------------------------

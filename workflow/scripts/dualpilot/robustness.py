@@ -11,9 +11,9 @@ says what each estimator identifies and how to read each figure.
 - Staggered (`staggered_estimates`, `event_study_comparison`): Callaway-Sant'Anna with never-treated and
   not-yet-treated controls, Sun-Abraham and the BJS imputation estimator (`dualpilot.staggered`), next to
   the TWFE event study on one axis.
-- HonestDiD (`event_study_fit`, `check_event_study`, `honest_sensitivity`, `honestdid_figure`): robust
-  confidence sets for the first post-period and the average post-period effect of the TWFE event study
-  (`dualpilot.honestdid`), whose coefficients and vcov come from a re-fit of that event study.
+- HonestDiD (`event_study_estimates`, `honest_sensitivity`, `honestdid_figure`): robust confidence sets
+  for the first post-period and the average post-period effect of the TWFE event study
+  (`dualpilot.honestdid`), read from its estimates and vcov (rule estimate_event_study) without a re-fit.
 - Two-treatment design (`pilot_order`, `order_indicators`, `state_imputation`, `two_treatment_design`): the
   dual effect by which pilot came first, and the effects of the four states none / smart-city only /
   low-carbon only / dual estimated by imputation from not-yet-treated and never-treated observations, next
@@ -326,88 +326,50 @@ def _model_rows(tidy: pd.DataFrame, model: str, what: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 
 
-def event_study_fit(
-    panel: pd.DataFrame,
-    controls: Sequence[str],
-    *,
-    window: Sequence[int] = (-6, 8),
-    base: int = -1,
-    control_group: analyses.ControlGroup = "never_and_not_yet",
-    adjust_single_pilots: bool = False,
-    treat_time: str = "dual_year",
-    options: analyses.Options | Mapping[str, Any] | None = None,
-) -> tuple[Fit, list[str]]:
-    """Re-fit the TWFE event study of `analyses.event_study` and return the fit with its event-time terms
-    (rel_<start> .. rel_<end> without the base period).
-
-    The same indicators (`analyses.event_time_indicators`, binned endpoints), sample (`control_group`
-    "not_yet" keeps the ever-treated cities only), controls (plus sc_only_post and lc_only_post with
-    `adjust_single_pilots`, as the config's event_study block asks) and estimation options as the baseline
-    stage, so the coefficients equal results/estimates/event_study.csv (`check_event_study` verifies it); the
-    fit also carries their vcov (`Fit.term_vcov`), which the CSV does not.
-    """
-    opts = analyses.Options.coerce(options)
-    if control_group == "not_yet":
-        analyses._need_columns(panel, [treat_time], "the event study")
-        panel = panel.loc[panel[treat_time].notna()]
-    elif control_group != "never_and_not_yet":
-        raise SpecificationError(
-            f"control_group must be 'never_and_not_yet' or 'not_yet', not {control_group!r}"
-        )
-    controls = list(controls)
-    if adjust_single_pilots:
-        panel = analyses.pilot_states(panel)
-        controls += ["sc_only_post", "lc_only_post"]
-    indicators = analyses.event_time_indicators(
-        panel, window, base, treat_time=treat_time, time=opts.time
-    )
-    clash = [c for c in indicators.columns if c in panel.columns]
-    if clash:
-        raise SpecificationError(
-            f"the panel already has columns named like event indicators: {clash}"
-        )
-    data = pd.concat([panel, indicators], axis=1)
-    terms = list(indicators.columns)
-    return opts.fit(data, terms, controls), terms
-
-
-def check_event_study(
-    fit: Fit,
-    terms: Sequence[str],
+def event_study_estimates(
     reported: pd.DataFrame,
+    vcov: pd.DataFrame,
     *,
     model: str = "event_study",
-    atol: float = 1e-8,
     rtol: float = 1e-6,
-) -> None:
-    """Raise SpecificationError unless `reported` (the baseline stage's event_study.csv) holds the same
-    coefficients (within `atol`) and standard errors (within `rtol`) as `fit` for every term: the
-    HonestDiD analysis must be run on the event study that the paper reports."""
+) -> pd.Series:
+    """The event-time coefficients of the TWFE event study, in the order of their vcov.
+
+    `reported` is results/estimates/event_study.csv and `vcov` results/estimates/event_study_vcov.csv
+    (read with ``index_col="term"``), both written by rule estimate_event_study, so HonestDiD runs on the
+    event study the paper reports without re-fitting it. The two files must belong together: the vcov is
+    square and symmetric over the terms, every term has a row in `reported` (model `model`), and the
+    standard errors there equal the square roots of the vcov's diagonal (within `rtol`); otherwise
+    SpecificationError (e.g. one file is from an older run).
+    """
     rows = _model_rows(reported, model, "the reported event study")
     if rows["term"].duplicated().any():
         raise SpecificationError(
             f"model {model!r} of the reported event study repeats terms (several samples?)"
         )
     rows = rows.set_index("term")
+    terms = [str(t) for t in vcov.index]
+    if [str(c) for c in vcov.columns] != terms:
+        raise SpecificationError(
+            f"the event study's vcov is not square over its terms: rows {terms}, "
+            f"columns {list(vcov.columns)}"
+        )
+    matrix = vcov.to_numpy(dtype=float)
+    if not np.allclose(matrix, matrix.T, rtol=1e-10, atol=0):
+        raise SpecificationError("the event study's vcov is not symmetric")
     absent = [t for t in terms if t not in rows.index]
     if absent:
         raise SpecificationError(
-            f"the reported event study lacks {absent}: its window differs from this rule's"
+            f"event_study.csv lacks the terms {absent} of event_study_vcov.csv: the two files are "
+            "from different runs; rebuild them with rule estimate_event_study"
         )
-    got = fit.coef[list(terms)].to_numpy()
-    want = rows.loc[list(terms), "estimate"].to_numpy(dtype=float)
-    se_got = fit.se[list(terms)].to_numpy()
-    se_want = rows.loc[list(terms), "std_error"].to_numpy(dtype=float)
-    if not (
-        np.allclose(got, want, rtol=0, atol=atol)
-        and np.allclose(se_got, se_want, rtol=rtol, atol=0)
-    ):
-        worst = float(np.max(np.abs(got - want)))
+    se_want = rows.loc[terms, "std_error"].to_numpy(dtype=float)
+    if not np.allclose(np.sqrt(np.diag(matrix)), se_want, rtol=rtol, atol=0):
         raise SpecificationError(
-            "the re-fitted event study differs from the reported one (largest coefficient gap "
-            f"{worst:.3g}): give this rule the same controls, window, base period and options as the "
-            "baseline stage"
+            "the standard errors of event_study.csv differ from the vcov in event_study_vcov.csv: "
+            "the two files are from different runs; rebuild them with rule estimate_event_study"
         )
+    return rows.loc[terms, "estimate"].astype(float).rename("estimate")
 
 
 def _event_time(term: str) -> int:
@@ -418,8 +380,8 @@ def _event_time(term: str) -> int:
 
 
 def honest_sensitivity(
-    fit: Fit,
-    terms: Sequence[str],
+    coef: pd.Series,
+    vcov: pd.DataFrame,
     *,
     base: int = -1,
     exclude_terms: Sequence[str] = (),
@@ -433,22 +395,27 @@ def honest_sensitivity(
 ) -> pd.DataFrame:
     """HonestDiD confidence sets for the first post-period and the average post-period effect.
 
-    The event-study coefficients `terms` of `fit` (minus `exclude_terms`, e.g. the binned endpoints, whose
-    "period" pools several event times) and their vcov are ordered by `honestdid.prepare_event_study`: the
+    The event-study coefficients `coef` (rel_<k> terms, as `event_study_estimates` returns them; minus
+    `exclude_terms`, e.g. the binned endpoints, whose "period" pools several event times) and their vcov
+    `vcov` (labelled by term) are ordered by `honestdid.prepare_event_study`: the
     base period `base` is the omitted, normalised period (-1 here, the R package's 0), the pre-periods
     `base`-1, `base`-2, ... and the post periods 0, 1, ... must be consecutive. Restrictions: relative
     magnitudes with `Mbar_grid` and second-difference smoothness with `M_grid` (None: data-driven, see
     `honestdid.honest_did`). Columns: those of `honestdid.honest_did` plus base_period, pre_periods and
     post_periods (e.g. "-5..-2", "0..7"); the average post effect averages the post periods listed.
     """
+    terms = list(coef.index)
     unknown = [t for t in exclude_terms if t not in terms]
     if unknown:
-        raise SpecificationError(f"exclude_terms {unknown} are not event-study terms {list(terms)}")
+        raise SpecificationError(f"exclude_terms {unknown} are not event-study terms {terms}")
     kept = [t for t in terms if t not in set(exclude_terms)]
     times = [_event_time(t) for t in kept]
     try:
         beta, sigma, num_pre, num_post = hd.prepare_event_study(
-            times, fit.coef[kept].to_numpy(), fit.term_vcov(kept).to_numpy(), base_period=base
+            times,
+            coef[kept].to_numpy(dtype=float),
+            vcov.loc[kept, kept].to_numpy(dtype=float),
+            base_period=base,
         )
         out = hd.honest_did(
             beta,

@@ -1009,15 +1009,12 @@ def pilot_map(
     return fig
 
 
-def regional_trends(
-    panel: pd.DataFrame, region_col: str = "region4", *, language: Language = "zh"
-) -> tuple[pd.DataFrame, Figure]:
-    """Mean lq by region and year: a tidy table and a line chart.
+def regional_trends(panel: pd.DataFrame, region_col: str = "region4") -> pd.DataFrame:
+    """Mean lq by region and year (results/tables/regional_trends.csv; `regional_trends_figure` draws it).
 
-    Table columns: region, year, mean_lq, sd_lq (sample s.d.), n_cities (cities with a value).
+    Columns: region, year, mean_lq, sd_lq (sample s.d.), n_cities (cities with a value).
     Regions are ordered east, central, west (, northeast) for `region4`/`region`, else sorted.
     """
-    lang = _language(language)
     data = _check_panel(panel, [region_col])
     data = data[np.isfinite(data["lq"].to_numpy(dtype=float))]
     table = (
@@ -1032,6 +1029,13 @@ def regional_trends(
     table["region"] = pd.Categorical(table["region"].astype(str), categories=order, ordered=True)
     table = table.sort_values(["region", "year"]).reset_index(drop=True)
     table["region"] = table["region"].astype(str)
+    return table
+
+
+def regional_trends_figure(table: pd.DataFrame, *, language: Language = "zh") -> Figure:
+    """Line chart of `regional_trends`' table: mean lq by year, one line per region in table order."""
+    lang = _language(language)
+    order = list(dict.fromkeys(table["region"].astype(str)))
     fig = Figure(figsize=(7.0, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for j, region in enumerate(order):
@@ -1049,7 +1053,7 @@ def regional_trends(
     years = sorted(table["year"].unique())
     ax.set_xticks(years[:: max(1, len(years) // 9)])
     ax.legend(frameon=False)
-    return table, fig
+    return fig
 
 
 def local_hotspots(
@@ -1061,18 +1065,16 @@ def local_hotspots(
     permutations: int = 999,
     alpha: float = 0.05,
     k_islands: int = 1,
-    dash_line: gpd.GeoDataFrame | None = None,
-    language: Language = "zh",
-) -> tuple[pd.DataFrame, Figure]:
+) -> pd.DataFrame:
     """LISA clusters of lq (HH/LL/LH/HL at p < `alpha`) for `years` (default: first and last).
 
     Per year: weights as in `morans_i`, `moran_local` with conditional permutations drawn from
-    ``default_rng(seed)``. Table: year, city_code, city_name, lq, local_i, quadrant (HH/LH/LL/HL),
-    p_sim, cluster (the quadrant if p_sim < alpha, else 'ns'). Figure: one map per year.
+    ``default_rng(seed)``. Table (results/tables/lisa_clusters.csv): year, city_code, city_name, lq,
+    local_i, quadrant (HH/LH/LL/HL), p_sim, cluster (the quadrant if p_sim < alpha, else 'ns').
+    `lisa_figure` maps it.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    lang = _language(language)
     data = _check_panel(panel)
     all_years = sorted(data["year"].unique().tolist())
     chosen = [all_years[0], all_years[-1]] if years is None else _check_years(data, years)
@@ -1092,7 +1094,21 @@ def local_hotspots(
         res["quadrant"] = res["quadrant"].map(QUADRANTS)
         res["cluster"] = np.where(res["p_sim"] < alpha, res["quadrant"], "ns")
         frames.append(res.drop(columns="lag"))
-    table = pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def lisa_figure(
+    table: pd.DataFrame,
+    geo: gpd.GeoDataFrame,
+    *,
+    alpha: float,
+    dash_line: gpd.GeoDataFrame | None = None,
+    language: Language = "zh",
+) -> Figure:
+    """One map per year of `local_hotspots`' table, cities coloured by cluster (significant at `alpha`)."""
+    lang = _language(language)
+    chosen = list(dict.fromkeys(int(y) for y in table["year"]))
+    table = table.assign(city_code=table["city_code"].astype(str))
     base = _MapBase.build(geo, dash_line)
     fig = Figure(figsize=(5.2 * len(chosen), 5.0), layout="constrained")
     axes = fig.subplots(1, len(chosen), squeeze=False).ravel()
@@ -1121,7 +1137,7 @@ def local_hotspots(
         fontsize="small",
         title=f"p < {alpha:g}",
     )
-    return table, fig
+    return fig
 
 
 def lq_densities(

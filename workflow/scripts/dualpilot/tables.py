@@ -957,6 +957,60 @@ def to_markdown(table: Table) -> str:
         out += ["", markdown_escape(text("note_prefix", table.language) + _notes_text(table))]
     return "\n".join(out) + "\n"
 
+# The three-line style in CSS: thick rules above and below the table, a thin one under the header and
+# between panels; no vertical lines. Used by `to_html` (the HTML report shows these pages inline).
+_HTML_STYLE = """
+body { font-family: "Noto Serif CJK SC", "Source Han Serif SC", "Songti SC", serif; margin: 1.5em; }
+table.three-line { border-collapse: collapse; border-top: 2px solid #000; border-bottom: 2px solid #000; }
+table.three-line caption { font-weight: bold; padding-bottom: 0.5em; }
+table.three-line th, table.three-line td { padding: 0.2em 0.9em; text-align: center; white-space: nowrap; }
+table.three-line .stub { text-align: left; }
+table.three-line thead th { border-bottom: 1px solid #000; }
+table.three-line tbody + tbody tr:first-child td { border-top: 1px solid #000; }
+table.three-line td.panel { text-align: left; font-style: italic; }
+p.notes { font-size: 0.85em; max-width: 60em; }
+"""
+
+
+def to_html(table: Table) -> str:
+    """Render `table` as a self-contained HTML page: the same three-line table as `to_latex` (title as
+    caption, one <tbody> per panel, notes below), for the Snakemake report, which shows HTML inline."""
+    import html
+
+    def cells(values: Sequence[str], tag: str) -> str:
+        stub = ' class="stub"'
+        return "".join(
+            f"<{tag}{stub if i < table.n_stub else ''}>{html.escape(v)}</{tag}>"
+            for i, v in enumerate(values)
+        )
+
+    lang = "zh-CN" if table.language == "zh" else "en"
+    out = [
+        "<!DOCTYPE html>",
+        f'<html lang="{lang}"><head><meta charset="utf-8">',
+        f"<title>{html.escape(table.title or '')}</title>",
+        f"<style>{_HTML_STYLE}</style></head><body>",
+        '<table class="three-line">',
+    ]
+    if table.title:
+        out.append(f"<caption>{html.escape(table.title)}</caption>")
+    out.append(f"<thead><tr>{cells(table.header, 'th')}</tr></thead>")
+    for panel in table.panels:
+        out.append("<tbody>")
+        if panel.title:
+            width = len(table.header)
+            out.append(
+                f'<tr><td class="panel" colspan="{width}">{html.escape(panel.title)}</td></tr>'
+            )
+        out += [f"<tr>{cells(row.cells, 'td')}</tr>" for row in panel.rows]
+        out.append("</tbody>")
+    out.append("</table>")
+    if table.notes:
+        notes = text("note_prefix", table.language) + _notes_text(table)
+        out.append(f'<p class="notes">{html.escape(notes)}</p>')
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
 
 @dataclass(frozen=True)
 class TableSpec:

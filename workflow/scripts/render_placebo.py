@@ -1,4 +1,4 @@
-"""Kernel density and p-value scatter of one placebo kind, true estimate marked (rule plot_placebo)."""
+"""Kernel density and p-value scatter of one placebo kind, true estimate marked (rule render_placebo)."""
 
 from dualpilot.runner import run
 

@@ -1,9 +1,12 @@
-"""Maps of the location quotient in selected years and of the pilot cities (rule plot_maps)."""
+"""Every figure of the spatial stage (rule render_maps): maps of the location quotient in selected years
+and of the pilot cities, the LISA cluster maps, the regional trends and the kernel densities."""
 
 from dualpilot.runner import run
 
 
 def main(inputs, outputs, params):
+    import pandas as pd
+
     from dualpilot import spatial
     from dualpilot.panel import read_panel
     from dualpilot.plots import save_figure
@@ -20,6 +23,13 @@ def main(inputs, outputs, params):
         panel, geo, spec["pilot_map_year"], k=spec["classes"], dash_line=dash, language=lang
     )
     save_figure(fig, outputs.pilots_png, outputs.pilots_pdf, dpi=dpi)
+    lisa = pd.read_csv(inputs.lisa, dtype={"city_code": str})
+    fig = spatial.lisa_figure(lisa, geo, alpha=spec["lisa_alpha"], dash_line=dash, language=lang)
+    save_figure(fig, outputs.lisa_png, outputs.lisa_pdf, dpi=dpi)
+    fig = spatial.regional_trends_figure(pd.read_csv(inputs.trends), language=lang)
+    save_figure(fig, outputs.trends_png, outputs.trends_pdf, dpi=dpi)
+    fig = spatial.lq_densities(panel, spec["map_years"], language=lang)
+    save_figure(fig, outputs.densities_png, outputs.densities_pdf, dpi=dpi)
 
 
 if __name__ == "__main__" or "snakemake" in globals():

@@ -1,5 +1,5 @@
-"""Heterogeneity tables: split-sample estimates by group, and the permutation tests of the gaps (rule
-tabulate_heterogeneity)."""
+"""The mechanism table, the heterogeneity tables (split samples; permutation tests of the gaps) and the
+heterogeneity coefficient plot (rule render_mechanisms_heterogeneity), drawn from the tidy estimates."""
 
 from dualpilot.runner import run
 
@@ -14,11 +14,22 @@ TEST_HEADERS = {
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import heterogeneity, tables
+    from dualpilot import heterogeneity, plots, render, tables
 
-    tidy = pd.read_csv(inputs.estimates)
-    settings, language = params.tables, params.tables["language"]
+    settings = params.tables
+    language = settings["language"]
     labels = tables.load_labels(inputs.labels)
+    table = render.analysis_table(
+        pd.read_csv(inputs.mechanisms),
+        "mechanisms",
+        specs=tables.load_table_specs(inputs.specs),
+        labels=labels,
+        settings=settings,
+        specs_path=inputs.specs,
+    )
+    render.write_table(table, outputs, "mechanisms")
+
+    tidy = pd.read_csv(inputs.heterogeneity)
     splits = [m for m in tidy["model"].unique() if ": " in m and m.split(": ")[1] in params.groups]
     split_table = tables.regression_table(
         tidy,
@@ -30,23 +41,20 @@ def main(inputs, outputs, params):
         digits=settings["digits"],
         labels=labels,
     )
+    render.write_table(split_table, outputs, "heterogeneity")
     test_table = tables.frame_table(
         heterogeneity.gap_tests(tidy),
         columns=TEST_HEADERS,
         language=language,
         group="dimension",
+        label_columns=("comparison",),
         title={"zh": "组间系数差异检验", "en": "Permutation tests of the gaps"}[language],
         digits=settings["digits"],
         labels=labels,
     )
-    for table, tex, md, label in (
-        (split_table, outputs.tex, outputs.md, "tab:heterogeneity"),
-        (test_table, outputs.tests_tex, outputs.tests_md, "tab:heterogeneity_tests"),
-    ):
-        with open(tex, "w", encoding="utf-8") as fh:
-            fh.write(tables.to_latex(table, label=label))
-        with open(md, "w", encoding="utf-8") as fh:
-            fh.write(tables.to_markdown(table))
+    render.write_table(test_table, outputs, "heterogeneity_tests")
+    fig = heterogeneity.heterogeneity_plot(tidy, language=language)
+    plots.save_figure(fig, outputs.png, outputs.pdf, dpi=params.figures["dpi"])
 
 
 if __name__ == "__main__" or "snakemake" in globals():

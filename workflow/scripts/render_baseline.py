@@ -1,0 +1,61 @@
+"""Every table and figure of the baseline stage (rule render_baseline): the regression tables of the
+baseline, dual-versus-single, event-study and duration estimates, the descriptive statistics, and the
+event-study and duration coefficient plots, all drawn from the tidy files the estimation rules wrote."""
+
+from dualpilot.runner import run
+
+
+def main(inputs, outputs, params):
+    import pandas as pd
+
+    from dualpilot import plots, render, tables
+
+    settings, figures = params.tables, params.figures
+    language = settings["language"]
+    labels = tables.load_labels(inputs.labels)
+    specs = tables.load_table_specs(inputs.specs)
+    estimates = {a: pd.read_csv(inputs[a]) for a in params.analyses}
+    for analysis, tidy in estimates.items():
+        table = render.analysis_table(
+            tidy, analysis, specs=specs, labels=labels, settings=settings, specs_path=inputs.specs
+        )
+        render.write_table(table, outputs, analysis)
+    descriptives = tables.descriptive_table(
+        pd.read_csv(inputs.descriptives),
+        labels,
+        language,
+        title={"zh": "描述性统计", "en": "Descriptive statistics"}[language],
+        digits=settings["digits"],
+    )
+    render.write_table(descriptives, outputs, "descriptives")
+
+    fig = plots.coefficient_plot(
+        estimates["event_study"],
+        pattern=tables.EVENT_TERM_PATTERN,
+        base_period=params.base,
+        title={"zh": "双试点的动态效应", "en": "Dynamic effects of the dual pilot"},
+        ylabel={"zh": "估计系数", "en": "Coefficient"},
+        xlabel={"zh": "相对双试点开始的年份", "en": "Years relative to the dual-pilot start"},
+        ci=figures["ci"],
+        ci_style=figures["ci_style"],
+        language=language,
+        labels=labels,
+    )
+    plots.save_figure(fig, outputs.event_study_png, outputs.event_study_pdf, dpi=figures["dpi"])
+    duration = estimates["duration"]
+    bins = duration[duration["model"] == "bins"]
+    fig = plots.coefficient_plot(
+        duration,
+        model="bins",
+        terms=[t for t in bins["term"] if t.startswith("dur_")],
+        title={"zh": "双试点效应与试点持续时间", "en": "Dual-pilot effect by years since the start"},
+        ylabel={"zh": "估计系数", "en": "Coefficient"},
+        ci=figures["ci"],
+        language=language,
+        labels=labels,
+    )
+    plots.save_figure(fig, outputs.duration_png, outputs.duration_pdf, dpi=figures["dpi"])
+
+
+if __name__ == "__main__" or "snakemake" in globals():
+    run(main, globals())

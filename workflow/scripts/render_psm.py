@@ -1,0 +1,56 @@
+"""The PSM-DID table, the balance table and the propensity-score densities (rule render_psm), drawn from
+the files rule estimate_psm_did wrote."""
+
+from dualpilot.runner import run
+
+BALANCE_HEADERS = {
+    "covariate": {"zh": "变量", "en": "Covariate"},
+    "sample": {"zh": "样本", "en": "Sample"},
+    "mean_treated": {"zh": "处理组均值", "en": "Mean treated"},
+    "mean_control": {"zh": "控制组均值", "en": "Mean control"},
+    "bias_pct": {"zh": "标准化偏差(%)", "en": "Std. bias (%)"},
+    "bias_reduction_pct": {"zh": "偏差减少(%)", "en": "Bias reduction (%)"},
+    "t_stat": {"zh": "t 值", "en": "t"},
+    "p_value": {"zh": "p 值", "en": "p"},
+}
+
+
+def main(inputs, outputs, params):
+    import pandas as pd
+
+    from dualpilot import plots, psm, render, tables
+
+    settings = params.tables
+    language = settings["language"]
+    labels = tables.load_labels(inputs.labels)
+    specs = tables.load_table_specs(inputs.specs)
+    table = render.analysis_table(
+        pd.read_csv(inputs.psm_did),
+        "psm_did",
+        specs=specs,
+        labels=labels,
+        settings=settings,
+        specs_path=inputs.specs,
+    )
+    render.write_table(table, outputs, "psm_did")
+    balance = tables.frame_table(
+        pd.read_csv(inputs.balance),
+        columns=BALANCE_HEADERS,
+        language=language,
+        group="design",
+        label_columns=("covariate", "sample"),
+        title={"zh": "倾向得分匹配平衡性检验", "en": "Covariate balance before and after matching"}[
+            language
+        ],
+        digits=settings["digits"],
+        labels=labels,
+    )
+    render.write_table(balance, outputs, "psm_balance")
+    fig = psm.pscore_density_figure(
+        pd.read_parquet(inputs.scores), design=params.figure_design, language=language
+    )
+    plots.save_figure(fig, outputs.png, outputs.pdf, dpi=params.figures["dpi"])
+
+
+if __name__ == "__main__" or "snakemake" in globals():
+    run(main, globals())

@@ -1,0 +1,93 @@
+"""Every table and figure of the Robustness II stage (rule render_robustness), drawn from the estimation
+rules' files: the Goodman-Bacon scatter, the TWFE and robust event studies on one axis, the HonestDiD table
+and figure, the pilot-order table and the robustness-grid table."""
+
+from dualpilot.runner import run
+
+HONESTDID_HEADERS = {
+    "restriction": {"zh": "约束", "en": "Restriction"},
+    "method": {"zh": "方法", "en": "Method"},
+    "Mbar_or_M": {"zh": "M̄ 或 M", "en": "M̄ or M"},
+    "conf_low": {"zh": "置信下限", "en": "Lower bound"},
+    "conf_high": {"zh": "置信上限", "en": "Upper bound"},
+}
+
+
+def main(inputs, outputs, params):
+    import pandas as pd
+
+    from dualpilot import plots, render, robustness, tables
+
+    settings, figures = params.tables, params.figures
+    language = settings["language"]
+    labels = tables.load_labels(inputs.labels)
+    dpi = figures["dpi"]
+
+    summary = pd.read_csv(inputs.bacon_summary)
+    bacon = robustness.BaconResult(
+        decomposition=pd.read_csv(inputs.bacon),
+        summary=summary,
+        # the "total" row: the TWFE coefficient the 2x2 estimates add up to (checked by estimate_bacon)
+        twfe=float(summary.loc[summary["type"] == "total", "estimate"].iloc[0]),
+    )
+    fig = robustness.bacon_figure(bacon, language=language)
+    plots.save_figure(fig, outputs.bacon_png, outputs.bacon_pdf, dpi=dpi)
+
+    event_study = params.event_study
+    fig = robustness.event_study_comparison(
+        pd.read_csv(inputs.event_study),
+        pd.read_csv(inputs.staggered),
+        {entry["label"]: entry["model"] for entry in params.series},
+        window=event_study["window"],
+        base=event_study["base"],
+        ci=figures["ci"],
+        language=language,
+    )
+    plots.save_figure(fig, outputs.estimators_png, outputs.estimators_pdf, dpi=dpi)
+
+    honest = pd.read_csv(inputs.honestdid)
+    table = tables.frame_table(
+        honest,
+        columns=HONESTDID_HEADERS,
+        language=language,
+        group="target",
+        label_columns=("restriction", "method"),
+        title={"zh": "平行趋势敏感性分析（HonestDiD）", "en": "Pre-trend sensitivity (HonestDiD)"}[
+            language
+        ],
+        note={
+            "zh": f"事件研究以 {event_study['base']} 期为基期；M̄ 为相对幅度约束的上限，"
+            "M 为平滑性约束（二阶差分）的上限。",
+            "en": f"Event study normalised at {event_study['base']}; M̄ bounds the relative "
+            "magnitudes, M the second differences (smoothness).",
+        }[language],
+        labels=labels,
+    )
+    render.write_table(table, outputs, "honestdid")
+    fig = robustness.honestdid_figure(honest, alpha=params.honestdid_alpha, language=language)
+    plots.save_figure(fig, outputs.honestdid_png, outputs.honestdid_pdf, dpi=dpi)
+
+    table = render.analysis_table(
+        pd.read_csv(inputs.pilot_order),
+        "pilot_order",
+        specs=tables.load_table_specs(inputs.specs),
+        labels=labels,
+        settings=settings,
+        specs_path=inputs.specs,
+    )
+    render.write_table(table, outputs, "pilot_order")
+
+    table = robustness.robustness_table(
+        pd.read_csv(inputs.robustness),
+        pd.read_csv(inputs.robustness_specs),
+        language=language,
+        digits=settings["digits"],
+        stars=settings["stars"],
+        bootstrap=params.bootstrap,
+        labels=labels,
+    )
+    render.write_table(table, outputs, "robustness")
+
+
+if __name__ == "__main__" or "snakemake" in globals():
+    run(main, globals())
