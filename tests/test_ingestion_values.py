@@ -114,8 +114,10 @@ def failing_build(raw: Path, results: Path) -> pytest.ExceptionInfo[InputError]:
 
 def test_pristine_demo_passes_and_writes_an_empty_quality_table(pristine_demo_raw, tmp_path):
     paths = build_panel_outputs(pristine_demo_raw, tmp_path / "results")
-    text = paths["quality"].read_text(encoding="utf-8-sig")
-    assert text == ",".join(quality.QUALITY_COLUMNS) + "\n"
+    data = paths["quality"].read_bytes()
+    assert (
+        data == "\ufeff".encode() + ",".join(quality.QUALITY_COLUMNS).encode() + b"\n"
+    )  # UTF-8, BOM
 
 
 def test_bounds_cover_every_raw_variable_on_both_sides():
@@ -347,6 +349,13 @@ def test_a_listed_jump_is_accepted_and_written_to_quality_csv(pristine_demo_raw,
         "city_code,year,variable,reason\n370100,2019,area,莱芜 merged into 济南 (国函〔2018〕163号)\n",
         encoding="utf-8",
     )
+    # patents.csv is not checked for jumps: a count 100 times its previous year's passes
+    patents = raw / "patents.csv"
+    lines = patents.read_text(encoding="utf-8").splitlines(keepends=True)
+    i = next(i for i, t in enumerate(lines) if t.startswith(f"{SHIJIAZHUANG},2015,"))
+    code, year, digital, green = lines[i].strip().split(",")
+    lines[i] = f"{code},{year},{int(digital) * 100},{green}\n"
+    patents.write_text("".join(lines), encoding="utf-8")
     paths = build_panel_outputs(raw, tmp_path / "results")
     rows = list(csv.reader(paths["quality"].read_text(encoding="utf-8-sig").splitlines()))
     assert rows == [

@@ -76,6 +76,7 @@ FINAL_TABLES = {
     "results/estimates/placebo_summary.csv",
     "results/tables/descriptives.csv",
     "results/tables/treatment_summary.csv",
+    "results/panel/quality.csv",
     "results/tables/morans_i.csv",
     "results/tables/top_cities.csv",
     "results/tables/regional_trends.csv",
