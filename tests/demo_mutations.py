@@ -16,6 +16,7 @@ from types import ModuleType
 import pandas as pd
 import yaml
 
+from dualpilot.errors import InputError
 from dualpilot.runner import Named
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +48,9 @@ PANEL_OUTPUTS = {
 
 def _script(name: str) -> ModuleType:
     """Import workflow/scripts/<name>.py as a module (its `run` guard keeps it from running)."""
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "workflow/scripts" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"script_{name}", REPO / "workflow/scripts" / f"{name}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(module)
@@ -59,7 +62,9 @@ def write_demo_raw(dest: Path, years: tuple[int, int] = YEARS) -> Path:
     main = _script("make_demo_extracts").main
     inputs = Named(**{k: str(REPO / v) for k, v in PANEL_RESOURCES.items()})
     outputs = Named(
-        raw=str(dest), truth=str(dest.parent / "truth.parquet"), summary=str(dest.parent / "truth.json")
+        raw=str(dest),
+        truth=str(dest.parent / "truth.parquet"),
+        summary=str(dest.parent / "truth.json"),
     )
     main(inputs, outputs, Named(years=years, demo=CONFIG["demo"], policy=CONFIG["policy"]))
     return dest
@@ -92,7 +97,11 @@ def build_panel_outputs(raw_dir: Path, results: Path, **param_overrides) -> dict
     main = _script("build_panel").main
     inputs = Named(raw=[str(raw_dir)], **{k: str(REPO / v) for k, v in PANEL_RESOURCES.items()})
     paths = {k: results / v for k, v in PANEL_OUTPUTS.items()}
-    main(inputs, Named(**{k: str(p) for k, p in paths.items()}), panel_params(raw_dir, **param_overrides))
+    main(
+        inputs,
+        Named(**{k: str(p) for k, p in paths.items()}),
+        panel_params(raw_dir, **param_overrides),
+    )
     return paths
 
 
@@ -100,6 +109,17 @@ def nothing_written(results: Path) -> bool:
     """True when no output of build_panel (nor a temporary file of one) exists under `results`."""
     panel_dir = results / "panel"
     return not panel_dir.exists() or not any(panel_dir.iterdir())
+
+
+def build_fails(raw_dir: Path, results: Path, **param_overrides) -> InputError:
+    """Run rule build_panel's `main` on a damaged `raw_dir`: it must raise InputError and write nothing
+    into `results`; the error is returned for the test to read."""
+    try:
+        build_panel_outputs(raw_dir, results, **param_overrides)
+    except InputError as exc:
+        assert nothing_written(results), f"{results}: output left behind"
+        return exc
+    raise AssertionError(f"build_panel accepted {raw_dir}")
 
 
 def read_csv_rows(path: Path) -> list[str]:
