@@ -159,7 +159,10 @@ def test_snakemake_dry_run_stops_with_the_keys_named(tmp_path: Path) -> None:
     # a narrower window: the panel can be built; the map years outside it are named in a warning
     (work / "narrow.yaml").write_text(yaml.safe_dump({"years": {"start": 2009, "end": 2016}}))
     proc = snakemake(work, "panel", "-n", "--cores", "1", "--configfile", "narrow.yaml")
-    assert "WARNING (configuration): spatial.map_years[0] = 2006 lies outside" in proc.stdout + proc.stderr
+    assert (
+        "WARNING (configuration): spatial.map_years[0] = 2006 lies outside"
+        in proc.stdout + proc.stderr
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -321,60 +324,63 @@ def _fails(raw: Path, results: Path, file: Path, reason: str) -> str:
     return text
 
 
+def _deny(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, target: Path) -> None:
+    """Make `owner.name(path, ...)` raise for `target` the PermissionError an ordinary user would get
+    (root reads a chmod 000 file, and the tests run as root)."""
+    original = getattr(owner, name)
+
+    def denied(path, *args, **kwargs):
+        if Path(path) == target:
+            raise PermissionError(13, "Permission denied", str(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, denied)
+
+
 def _as_directory(path: Path) -> None:
     path.unlink()
     path.mkdir()
     (path / "inside.csv").write_text("x\n")
 
 
-@pytest.mark.parametrize("name", ["ccsy_2012.csv", "ccsy_2015.xlsx"])
-def test_raw_table_that_is_a_directory(pristine_demo_raw: Path, tmp_path: Path, name: str) -> None:
-    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
-    target = raw / "employment" / name
-    _as_directory(target)
-    text = _fails(raw, tmp_path / "results", target, "is a directory, not a file")
-    assert "missing edition" not in text  # it is there, just not a file
+#: (file or folder of the raw directory, how it is damaged, what the error says after its path).
+#: `directory`: a folder in its place; `broken_link`: a symlink to nothing; `read_bytes`, `iterdir`,
+#: `read_csv`: that call raises PermissionError for it (simulated: the tests run as root).
+UNREADABLE = [
+    ("employment/ccsy_2012.csv", "directory", "is a directory, not a file"),
+    ("employment/ccsy_2015.xlsx", "directory", "is a directory, not a file"),
+    ("economy/ccsy_2013.xlsx", "broken_link", "broken symbolic link (it points to"),
+    ("employment/ccsy_2016.csv", "read_bytes", "permission denied"),
+    ("economy", "iterdir", "permission denied"),
+    ("patents.csv", "directory", "is a directory, not a file"),
+    # a user pilot list that is no readable file is never replaced by the shipped one
+    ("policy/smart_city_pilots.csv", "directory", "is a directory, not a file"),
+    ("policy/smart_city_pilots.csv", "read_csv", "permission denied"),
+]
 
 
-def test_raw_table_that_is_a_broken_symlink(pristine_demo_raw: Path, tmp_path: Path) -> None:
-    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
-    target = raw / "economy" / "ccsy_2013.xlsx"
-    target.unlink()
-    target.symlink_to(tmp_path / "nowhere.xlsx")
-    _fails(raw, tmp_path / "results", target, "broken symbolic link (it points to")
-
-
-def test_raw_table_without_read_permission(
-    pristine_demo_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Root reads a chmod 000 file, so the PermissionError an ordinary user gets is simulated."""
-    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
-    target = raw / "employment" / "ccsy_2016.csv"
-    read_bytes = Path.read_bytes
-
-    def denied(self: Path) -> bytes:
-        if self == target:
-            raise PermissionError(13, "Permission denied", str(self))
-        return read_bytes(self)
-
-    monkeypatch.setattr(Path, "read_bytes", denied)
-    _fails(raw, tmp_path / "results", target, "permission denied")
-
-
-def test_raw_folder_that_cannot_be_listed(
-    pristine_demo_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("name", "damage", "reason"), UNREADABLE, ids=[f"{n}-{d}" for n, d, _ in UNREADABLE]
+)
+def test_unreadable_input_is_an_error_naming_it(
+    pristine_demo_raw: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    damage: str,
+    reason: str,
 ) -> None:
     raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
-    folder = raw / "economy"
-    iterdir = Path.iterdir
-
-    def denied(self: Path):
-        if self == folder:
-            raise PermissionError(13, "Permission denied", str(self))
-        return iterdir(self)
-
-    monkeypatch.setattr(Path, "iterdir", denied)
-    _fails(raw, tmp_path / "results", folder, "permission denied")
+    target = raw / name
+    if damage == "directory":
+        _as_directory(target)
+    elif damage == "broken_link":
+        target.unlink()
+        target.symlink_to(tmp_path / "nowhere")
+    else:
+        _deny(monkeypatch, reference.pd if damage == "read_csv" else Path, damage, target)
+    text = _fails(raw, tmp_path / "results", target, reason)
+    assert "missing edition" not in text  # it is there, only unreadable
 
 
 def test_raw_file_that_vanishes_while_read(
@@ -393,37 +399,6 @@ def test_raw_file_that_vanishes_while_read(
 
     monkeypatch.setattr(panel, "find_raw_files", find_then_delete)
     _fails(raw, tmp_path / "results", target, "file not found (missing, or removed while")
-
-
-def test_patents_csv_that_is_a_directory(pristine_demo_raw: Path, tmp_path: Path) -> None:
-    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
-    _as_directory(raw / "patents.csv")
-    _fails(raw, tmp_path / "results", raw / "patents.csv", "is a directory, not a file")
-
-
-def test_user_pilot_list_that_is_a_directory_is_not_replaced_by_the_shipped_one(
-    pristine_demo_raw: Path, tmp_path: Path
-) -> None:
-    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
-    target = raw / "policy" / "smart_city_pilots.csv"
-    _as_directory(target)
-    _fails(raw, tmp_path / "results", target, "is a directory, not a file")
-
-
-def test_user_pilot_list_without_read_permission(
-    pristine_demo_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
-    target = raw / "policy" / "smart_city_pilots.csv"
-    read_csv = pd.read_csv
-
-    def denied(path, *args, **kwargs):
-        if Path(path) == target:
-            raise PermissionError(13, "Permission denied", str(path))
-        return read_csv(path, *args, **kwargs)
-
-    monkeypatch.setattr(reference.pd, "read_csv", denied)
-    _fails(raw, tmp_path / "results", target, "permission denied")
 
 
 def test_resources_that_cannot_be_read(tmp_path: Path) -> None:
