@@ -29,7 +29,7 @@ from dualpilot.yearbook import (
     read_rows,
     read_table,
 )
-from fixtures_raw import data_row, economy_header, load_reference, write_table
+from fixtures_raw import ECONOMY_HEADER, data_row, economy_header, load_reference, write_table
 
 ALIASES = load_aliases(REPO / "resources/yearbook/header_aliases.csv")
 CROSSWALK = load_name_crosswalk(REPO / "resources/cities/name_crosswalk.csv")
@@ -487,3 +487,34 @@ def test_exceptions_in_gb18030_and_rows_outside_the_window(tmp_path):
     assert known == {
         (SHIJIAZHUANG, 2012, "gdp"): quality.KnownJump(SHIJIAZHUANG, 2012, "gdp", "核对过印刷版", 2)
     }
+
+
+@pytest.mark.parametrize(
+    ("variable", "wrong"),
+    [
+        ("gdp", "亿元"),
+        ("population", "人"),
+        ("area", "公顷"),
+        ("secondary_share", "‰"),
+        ("fiscal_exp", "元"),
+        ("fdi", "亿美元"),
+        ("loans", "千元"),
+        ("students", "万人"),
+        ("so2", "万吨"),
+        ("green_cover", "平方米"),
+    ],
+)
+def test_a_bracketed_unit_is_checked_for_every_economy_variable(tmp_path, variable, wrong):
+    _, crosswalk, _, aliases = load_reference(tmp_path / "ref")
+    header = economy_header()
+    j = list(ECONOMY_HEADER).index(variable) + 1
+    header[j] = f"{header[j].split('(')[0]}（{wrong}）"
+    rows = [data_row("economy", c, 2013) for c in ("110000", "130100")]
+    path = write_table(tmp_path / "e.csv", header, rows)
+    _, problems, _ = read_table(path, "economy", 2014, aliases, crosswalk)
+    hits = [p for p in problems if p.message.startswith("the header says the unit is")]
+    (p,) = hits
+    assert (p.file, p.line) == (str(path), 1)
+    assert p.message == (
+        f"the header says the unit is {wrong}; {variable} must be in {aliases.unit('economy', variable)}"
+    )
