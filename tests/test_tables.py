@@ -308,6 +308,20 @@ def test_model_ids_are_headed_by_their_labels_and_did2s_is_named(tidy: pd.DataFr
     assert not labels.has_model("mystery_model")
 
 
+def test_wide_tables_shrink_to_the_line_and_long_labels_wrap(tidy: pd.DataFrame) -> None:
+    """Every tabular sits in a resizebox that only shrinks (never enlarges) it to the line width; a long
+    row label (a test of several terms) wraps in a paragraph column instead of widening the table."""
+    tex = to_latex(regression_table(tidy), label="tab:x")
+    shrink = "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%"
+    lines = tex.splitlines()
+    assert lines[lines.index(shrink) + 1] == "\\begin{tabular}{lccc}"
+    assert lines[lines.index("\\end{tabular}") + 1] == "}"
+    long = "wald:dual_post=sc_only_post,dual_post=lc_only_post,sc_only_post=lc_only_post"
+    frame = pd.concat([tidy, pd.DataFrame([tidy_row("(3)", long, 5.0, np.nan, 0.01)])])
+    wrapped = to_latex(regression_table(frame))
+    assert "\\begin{tabular}{p{0.36\\linewidth}ccc}" in wrapped
+
+
 def test_p_values_never_read_zero() -> None:
     from dualpilot.tables import format_p
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -877,10 +878,19 @@ def _notes_text(table: Table) -> str:
     return ("" if table.language == "zh" else " ").join(table.notes)
 
 
-#: Tables with more columns than this are wrapped in a \resizebox that shrinks them to the line width
-#: when (and only when) they are wider (needs \usepackage{graphicx}).
-WIDE_COLUMNS = 4
+#: Every tabular is wrapped in a \resizebox that shrinks it to the line width when (and only when) it is
+#: wider (needs \usepackage{graphicx}); a narrower table keeps its natural size.
 _SHRINK_TO_LINE = "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%"
+#: A row label wider than this many character widths (a CJK character counts two) makes the label column
+#: a paragraph column of `STUB_WIDTH` of the line, so that long test labels wrap instead of widening the
+#: table (and shrinking every number with it).
+STUB_WRAP = 40
+STUB_WIDTH = "0.36\\linewidth"
+
+
+def _display_width(value: str) -> int:
+    """Width of `value` in character cells: East Asian wide and full-width characters count two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in value)
 
 
 def to_latex(
@@ -895,12 +905,16 @@ def to_latex(
     Needs ``\\usepackage{booktabs}``; Chinese text needs XeLaTeX with ``\\usepackage{xeCJK}`` (see
     docs/tables-and-figures.md for a minimal preamble). With `float_env` the tabular is wrapped in a
     ``table`` float with the title as caption and `label` as ``\\label``; otherwise only the tabular
-    and its notes are returned, for ``\\input`` inside the user's own float. A table with more than
-    `WIDE_COLUMNS` columns is scaled down to ``\\linewidth`` if it is wider (``\\resizebox`` from
-    graphicx; a narrower table keeps its natural size).
+    and its notes are returned, for ``\\input`` inside the user's own float. A table wider than the
+    line is scaled down to ``\\linewidth`` (``\\resizebox`` from graphicx; a narrower table keeps its
+    natural size), and a one-column stub with a label longer than `STUB_WRAP` wraps in a paragraph
+    column of `STUB_WIDTH`.
     """
     width = len(table.header)
     spec = "l" * table.n_stub + "c" * (width - table.n_stub)
+    stub = [row.cells[0] for panel in table.panels for row in panel.rows]
+    if table.n_stub == 1 and max(map(_display_width, stub), default=0) > STUB_WRAP:
+        spec = f"p{{{STUB_WIDTH}}}" + spec[1:]
     out: list[str] = []
     if float_env:
         out += [f"\\begin{{table}}[{position}]", "\\centering"]
@@ -908,9 +922,7 @@ def to_latex(
             out.append(f"\\caption{{{latex_escape(table.title)}}}")
         if label:
             out.append(f"\\label{{{label}}}")
-    wide = width > WIDE_COLUMNS
-    if wide:
-        out.append(_SHRINK_TO_LINE)
+    out.append(_SHRINK_TO_LINE)
     out += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
     out.append(" & ".join(latex_escape(h) for h in table.header) + " \\\\")
     for panel in table.panels:
@@ -921,9 +933,7 @@ def to_latex(
             line = " & ".join(latex_escape(c) for c in row.cells) + " \\\\"
             # \\ and \midrule would read a leading "[" as their optional argument
             out.append("{}" + line if line.startswith("[") else line)
-    out += ["\\bottomrule", "\\end{tabular}"]
-    if wide:
-        out.append("}")
+    out += ["\\bottomrule", "\\end{tabular}", "}"]
     if table.notes:
         prefix = latex_escape(text("note_prefix", table.language))
         out += [
@@ -956,6 +966,7 @@ def to_markdown(table: Table) -> str:
     if table.notes:
         out += ["", markdown_escape(text("note_prefix", table.language) + _notes_text(table))]
     return "\n".join(out) + "\n"
+
 
 # The three-line style in CSS: thick rules above and below the table, a thin one under the header and
 # between panels; no vertical lines. Used by `to_html` (the HTML report shows these pages inline).
