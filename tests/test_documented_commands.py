@@ -330,31 +330,25 @@ def dry_run_args(args: tuple[str, ...], raw_dir: Path) -> tuple[list[str], list[
 
 @dataclass
 class Outcome:
-    args: list[str]
+    """A dry run: its arguments, exit code and output, and what became of a pipe into another tool."""
+
+    args: tuple[str, ...]
     returncode: int
     output: str
-    notes: list[str] = field(default_factory=list)
     piped: subprocess.CompletedProcess | None = None
+    notes: list[str] = field(default_factory=list)
 
 
-def _dry_run(command: Command, workdir: Path, raw_dir: Path) -> Outcome:
-    args, notes = dry_run_args(snakemake_args(command.argv), raw_dir)
+def _dry_run(args: tuple[str, ...], env: dict[str, str], pipe_to: tuple[str, ...], workdir: Path):
     copy_workflow(workdir)
-    proc = snakemake(workdir, *args, check=False, timeout=300, env=dict(command.env))
-    outcome = Outcome(args, proc.returncode, proc.stdout + proc.stderr, notes)
-    if command.pipe_to:
-        if shutil.which(command.pipe_to[0]):
-            outcome.piped = subprocess.run(
-                list(command.pipe_to),
-                input=proc.stdout,
-                capture_output=True,
-                text=True,
-                cwd=workdir,
-            )
-        else:
-            outcome.notes.append(
-                f"| {' '.join(command.pipe_to)}: {command.pipe_to[0]} is not installed"
-            )
+    proc = snakemake(workdir, *args, check=False, timeout=300, env=env)
+    outcome = Outcome(args, proc.returncode, proc.stdout + proc.stderr)
+    if pipe_to and shutil.which(pipe_to[0]):
+        outcome.piped = subprocess.run(
+            list(pipe_to), input=proc.stdout, capture_output=True, text=True, cwd=workdir
+        )
+    elif pipe_to:
+        outcome.notes.append(f"| {' '.join(pipe_to)}: {pipe_to[0]} is not installed")
     return outcome
 
 
@@ -363,19 +357,25 @@ COMMANDS = documented_commands()
 
 @pytest.fixture(scope="module")
 def dry_runs(tmp_path_factory, pristine_demo_raw: Path) -> dict[Command, Outcome]:
-    """Dry runs of every documented snakemake command, two at a time, each in its own copy."""
-    todo = [
-        c
-        for c in COMMANDS
-        if kind(c) == "snakemake" and not static_problems(snakemake_args(c.argv))
-    ]
+    """The dry run of every documented snakemake command, with what was left out of it. Commands that
+    come to the same dry run share one; runs go two at a time, each in its own copy of the workflow."""
     base = tmp_path_factory.mktemp("documented")
+    planned: dict[Command, tuple] = {}
+    for c in COMMANDS:
+        if kind(c) == "snakemake" and not static_problems(snakemake_args(c.argv)):
+            args, notes = dry_run_args(snakemake_args(c.argv), pristine_demo_raw)
+            planned[c] = ((tuple(args), c.env, c.pipe_to), notes)
+    unique = list(dict.fromkeys(key for key, _ in planned.values()))
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {
-            c: pool.submit(_dry_run, c, base / f"run{i}", pristine_demo_raw)
-            for i, c in enumerate(todo)
-        }
-        return {c: f.result() for c, f in futures.items()}
+        runs = pool.map(
+            lambda i: _dry_run(unique[i][0], dict(unique[i][1]), unique[i][2], base / f"run{i}"),
+            range(len(unique)),
+        )
+        outcomes = dict(zip(unique, runs, strict=True))
+    return {
+        c: Outcome(**{**vars(outcomes[key]), "notes": notes + outcomes[key].notes})
+        for c, (key, notes) in planned.items()
+    }
 
 
 def _failure(command: Command, message: str) -> str:
@@ -504,6 +504,22 @@ def _check_ci_script(command: Command) -> None:
     )
 
 
+def _note_venv(command: Command) -> None:
+    print(f"{command.where}: not run: `{command.text}` creates a virtual environment")
+
+
+#: The check of each kind of command that needs no fixture.
+CHECKS = {
+    "bench": _check_bench,
+    "pip": _check_pip,
+    "pytest": _check_pytest,
+    "export": _check_export,
+    "apt": _check_apt,
+    "ci_script": _check_ci_script,
+    "venv": _note_venv,
+}
+
+
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: f"{c.where}:{' '.join(c.argv)[:60]}")
 def test_documented_command(command: Command, request, tmp_path: Path):
     what = kind(command)
@@ -514,20 +530,8 @@ def test_documented_command(command: Command, request, tmp_path: Path):
         _check_snakemake(command, request.getfixturevalue("dry_runs"))
     elif what == "script":
         _check_script(command, tmp_path, request.getfixturevalue("pristine_demo_raw"))
-    elif what == "bench":
-        _check_bench(command)
-    elif what == "pip":
-        _check_pip(command)
-    elif what == "pytest":
-        _check_pytest(command)
-    elif what == "export":
-        _check_export(command)
-    elif what == "apt":
-        _check_apt(command)
-    elif what == "ci_script":
-        _check_ci_script(command)
-    elif what == "venv":
-        print(f"{command.where}: not run: `{command.text}` creates a virtual environment")
+    else:
+        CHECKS[what](command)
 
 
 # ------------------------------------------------------------------------------ the extraction is sound
@@ -644,9 +648,8 @@ def test_nested_keys_need_an_overlay_file(tmp_path: Path, pristine_demo_raw: Pat
 
 
 def test_overlay_examples_are_shown_and_used_in_the_docs():
-    """Each config/examples/*.yaml is used by a documented command, and a YAML block that names it
-    (first line `# config/examples/<file>`) shows its content exactly."""
-    texts = {str(p.relative_to(REPO)): p.read_text(encoding="utf-8") for p in DOCS}
+    """Each config/examples/*.yaml is used by a documented command, and a YAML block that names one (in its
+    first line or the four lines before the block) shows the same settings."""
     used = {w for c in COMMANDS for w in c.argv if w.startswith("config/examples/")}
     examples = sorted(EXAMPLES.glob("*.yaml"))
     assert examples
@@ -654,13 +657,17 @@ def test_overlay_examples_are_shown_and_used_in_the_docs():
         name = str(example.relative_to(REPO))
         assert name in used, f"{name} is used by no documented command"
     shown = 0
-    for doc, text in texts.items():
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
         for lang, start, body in fenced_blocks(text):
-            named = re.match(r"# (config/examples/[\w.-]+\.yaml)", body[0]) if body else None
-            if lang == "yaml" and named:
-                name = named.group(1)
-                assert (REPO / name).read_text(encoding="utf-8") == "\n".join(body) + "\n", (
-                    f"{doc}:{start}: the block differs from {name}"
-                )
-                shown += 1
+            context = "\n".join(lines[max(start - 6, 0) : start - 1] + body[:1])
+            named = re.findall(r"config/examples/[\w.-]+\.yaml", context)
+            if lang != "yaml" or not named:
+                continue
+            settings = yaml.safe_load((REPO / named[-1]).read_text(encoding="utf-8"))
+            assert yaml.safe_load("\n".join(body)) == settings, (
+                f"{path.relative_to(REPO)}:{start}: the block differs from {named[-1]}"
+            )
+            shown += 1
     assert shown, "no document shows an overlay example"
