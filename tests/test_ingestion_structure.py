@@ -370,7 +370,7 @@ def test_xlsx_formulas_with_saved_results_are_read(raw, results):
 # --- numbers ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("marker", ["①", "²", "¹", "⑳", "*", "†", "‡", "#"])
+@pytest.mark.parametrize("marker", ["①", "²", "*"])
 def test_footnote_marker_after_a_number_is_an_error_naming_the_cell(raw, results, marker):
     path = rewrite(
         raw,
@@ -390,7 +390,7 @@ def test_footnote_markers_are_never_digits():
     assert parse_number("5.13²") is None and footnote_marker("5.13²") == "²"
     assert parse_number("１２３.５") == 123.5  # full-width digits are digits
     assert footnote_marker("5.13") is None and footnote_marker("①") is None
-    for marker in ("§", "※", "＊", "＃", "⑴", "❶", "³"):
+    for marker in ("¹", "³", "⑳", "⑴", "❶", "†", "‡", "#", "§", "※", "＊", "＃"):
         assert parse_number(f"5.13{marker}") is None and footnote_marker(f"5.13{marker}") == marker
 
 
