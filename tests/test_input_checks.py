@@ -414,3 +414,12 @@ def test_resources_that_cannot_be_read(tmp_path: Path) -> None:
         yearbook.load_aliases(link)
     with pytest.raises(InputError, match=f"{folder}: is a directory, not a file"):
         yearbook.load_aliases(folder)
+
+
+def test_demo_pilot_list_passes_the_checks_in_a_narrower_window(tmp_path: Path) -> None:
+    """The demo's synthetic smart-city list names only cities that exist in their batch's year, also when
+    the window holds cities that do not exist then (巢湖 in 2009-2016, abolished 2011)."""
+    from demo_mutations import write_demo_raw
+
+    raw = write_demo_raw(tmp_path / "raw", years=(2009, 2016))
+    assert len(_load(raw / "policy" / "smart_city_pilots.csv")) > 0

@@ -481,10 +481,25 @@ def _synthetic_smart_city(
     n_sub = settings["subcity_entries"]
     if n_sub:
         batches = sorted(settings["prefecture_pilots"])
+        # A pilot list names only cities that exist in the year of the entry's batch (checked by
+        # reference.pilot_list_problems): a city that exists in no batch year is replaced by another
+        # draw; an entry whose drawn batch predates or outlives its city takes the city's first valid batch.
+        years = np.array([batch_years[b] for b in batches])
+        alive = (first[:, None] <= years[None, :]) & (years[None, :] <= last[:, None])
         chosen = _weighted_draw(rng, ~taken, baseline_ln_gdp_pc, n_sub, 0.0, "sub-city entries")
+        dead = ~alive[chosen].any(axis=1)
+        if dead.any():
+            spare = ~taken & alive.any(axis=1)
+            spare[chosen] = False
+            extra = _weighted_draw(
+                rng, spare, baseline_ln_gdp_pc, int(dead.sum()), 0.0, "sub-city entries"
+            )
+            chosen = np.sort(np.concatenate([chosen[~dead], extra]))
         for k, i in enumerate(chosen):
             level = "district" if k % 2 == 0 else "county"
             batch = int(batches[int(rng.integers(len(batches)))])
+            if not alive[i, batches.index(batch)]:
+                batch = int(batches[int(np.argmax(alive[i]))])
             name = master["city_name"].iat[i] + ("新城区" if level == "district" else "示范县")
             rows.append((batch, name, level, i))
     out = pd.DataFrame(
