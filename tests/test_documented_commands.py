@@ -49,6 +49,9 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SHELL_LANGS = {"bash", "sh", "shell", "console"}
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
 INLINE_SNAKEMAKE = re.compile(r"`((?:[^\s`]*/)?snakemake(?:\s[^`]*)?)`")
+INDENTED_COMMAND = re.compile(
+    r"^( {4,}|\t)(\$ )?((\S*/)?(snakemake|python[\d.]*)|\.venv/bin/\S+)\s"
+)
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 #: Placeholders of the docs and what a test puts in their place (`<name>` becomes `name`).
 RAW_PLACEHOLDER = "/path/to/extracts"
@@ -180,14 +183,13 @@ def split_commands(doc: str, line: int, text: str, env: dict[str, str], inline: 
 def extract_commands(doc: str, text: str) -> list[Command]:
     """Every command of the shell blocks and every inline `snakemake ...` span of one Markdown text."""
     commands: list[Command] = []
-    fenced_lines: set[int] = set()
     for lang, start, body in fenced_blocks(text):
-        fenced_lines.update(range(start - 1, start + len(body) + 1))
         if lang not in SHELL_LANGS:
             continue
         env: dict[str, str] = {}
         for number, line in _logical_lines(lang, start, body):
             commands += split_commands(doc, number, line, env)
+    fenced_lines = _fenced_line_numbers(text)
     for number, line in enumerate(text.splitlines(), 1):
         if number in fenced_lines:
             continue
@@ -197,8 +199,17 @@ def extract_commands(doc: str, text: str) -> list[Command]:
     return commands
 
 
+def _fenced_line_numbers(text: str) -> set[int]:
+    """Line numbers (from 1) of every fence line and fenced line."""
+    numbers: set[int] = set()
+    for _, start, body in fenced_blocks(text):
+        numbers.update(range(start - 1, start + len(body) + 1))
+    return numbers
+
+
 def unlabelled_command_blocks(doc: str, text: str) -> list[str]:
-    """Fenced blocks without a shell language that hold a snakemake command (the test would skip them)."""
+    """Commands the extraction would miss: a snakemake command in a fenced block without a shell
+    language, or a command in an indented code block."""
     found = []
     for lang, start, body in fenced_blocks(text):
         if lang in SHELL_LANGS or lang not in ("", "text"):
@@ -206,6 +217,12 @@ def unlabelled_command_blocks(doc: str, text: str) -> list[str]:
         for offset, line in enumerate(body):
             if re.match(r"^\s*(\$ )?(\S*/)?snakemake\s", line):
                 found.append(f"{doc}:{start + offset}: `{line.strip()}` (label the block ```bash)")
+    fenced = _fenced_line_numbers(text)
+    for number, line in enumerate(text.splitlines(), 1):
+        if number not in fenced and INDENTED_COMMAND.match(line):
+            found.append(
+                f"{doc}:{number}: `{line.strip()}` (indented code: make it a ```bash block)"
+            )
     return found
 
 
@@ -557,6 +574,8 @@ Building DAG of jobs...
 ```
 snakemake --cores 2
 ```
+
+    python bench/scale.py
 """
 
 
@@ -594,7 +613,8 @@ def test_extraction_handles_every_documented_form():
     assert commands[4].text.endswith("raw_dir=/path/to/extracts")
     assert [kind(c) for c in commands] == ["venv", "pip", "snakemake", "export"] + ["snakemake"] * 4
     assert unlabelled_command_blocks("X.md", SAMPLE) == [
-        "X.md:18: `snakemake --cores 2` (label the block ```bash)"
+        "X.md:18: `snakemake --cores 2` (label the block ```bash)",
+        "X.md:21: `python bench/scale.py` (indented code: make it a ```bash block)",
     ]
 
 
