@@ -6,24 +6,31 @@ block) and the inline code spans that start with `snakemake` of README.md and do
 earlier `export`s of the same block kept as the command's environment. Then, for each command:
 
 - `snakemake ...` (also `.venv/bin/snakemake`, `python -m snakemake`) runs as a dry run (`-n` added) in a
-  temporary copy of the workflow, with `/path/to/extracts` replaced by a folder of demo extracts. Runs go
-  through a pool of two processes. Before running, two mistakes are named: `--profile` (the README explains
+  temporary copy of the workflow, with `/path/to/extracts` replaced by a folder of demo extracts and
+  `<name>` placeholders by `name`. Commands that come to the same dry run share one; runs go through a
+  pool of two processes. Before running, two mistakes are named: `--profile` (the README explains
   why only `--workflow-profile` works) and a `--config` item that is not a flat `key=value` (a nested value
   arrives as a string and fails validation; a target after `--config` is read as a config item). What a dry
   run cannot do is left out and said: `--report <file>` (a report needs a finished build; the rest of the
   command is dry-run, tests/test_report.py builds one) and `--sdm conda` when conda is not installed
-  (tests/test_envs.py checks the environments). A pipe into `dot` runs when graphviz is installed.
+  (tests/test_envs.py checks the environments); each test prints what it left out (`pytest -rA`). A pipe
+  into `dot` runs when graphviz is installed.
 - `python workflow/scripts/<rule>.py ...` runs for real in the copy, after the demo panel is built there.
 - `python bench/<script>.py ...`: `--help` works and lists every option the command uses (benchmarks are
   never run by tests: they take minutes).
 - `pip install`: the requirement files exist and every `name==version` equals the repository's pin;
-  `python -m venv`: not run (it creates an environment); `python -m pytest <paths>`: the paths exist (the
-  suite is not run from inside itself); `export`: every variable is read by the workflow's files;
+  `python -m venv`: not run (it creates an environment); `python -m pytest <paths>`: the paths exist and the
+  markers of `-m` are registered (the suite is not run from inside itself); `export`: every variable is read by the workflow's files;
   `apt-get install`: the packages are the ones .ci/run installs; `.ci/slurm/*.sh`: exists and is executable,
   not run (it starts a SLURM cluster as root; tests/test_slurm.py does, on request).
 
-Any other command fails the test: a new kind of documented command needs a check here. A failure names the
-document, the line and the command as written.
+Any other command fails the test: a new kind of documented command needs a check here. So does a command the
+extraction would miss (a snakemake command in a fenced block without a shell language, a command in an
+indented code block). A failure names the document, the line and the command as written.
+
+Overlays: nested keys are overridden with `--configfile` overlay files, shipped in config/examples/; each is
+used by a documented command, a YAML block that names one shows its settings, and a test shows why (a
+nested `--config` value fails validation, an overlay merges key by key, a target after `--config` fails).
 """
 
 from __future__ import annotations
@@ -358,7 +365,10 @@ class Outcome:
 
 def _dry_run(args: tuple[str, ...], env: dict[str, str], pipe_to: tuple[str, ...], workdir: Path):
     copy_workflow(workdir)
-    proc = snakemake(workdir, *args, check=False, timeout=300, env=env)
+    try:
+        proc = snakemake(workdir, *args, check=False, timeout=300, env=env)
+    except subprocess.TimeoutExpired as err:
+        return Outcome(args, -1, f"no answer in {err.timeout} s")
     outcome = Outcome(args, proc.returncode, proc.stdout + proc.stderr)
     if pipe_to and shutil.which(pipe_to[0]):
         outcome.piped = subprocess.run(
