@@ -24,7 +24,13 @@ from demo_mutations import (
     mutable_copy,
 )
 from dualpilot.panel import truncation_problems
-from dualpilot.yearbook import SHOWN_AT_MOST, footnote_marker, parse_number
+from dualpilot.yearbook import (
+    SHOWN_AT_MOST,
+    UnreadableFile,
+    footnote_marker,
+    parse_csv,
+    parse_number,
+)
 
 EMPLOYMENT = "employment/ccsy_2014.csv"  # UTF-8 with BOM, CRLF; header on line 4, 石家庄 on line 7
 SHIJIAZHUANG_LINE = 7
@@ -151,6 +157,28 @@ def test_line_break_inside_a_header_cell_is_accepted(raw, results):
 def test_line_break_inside_a_note_row_is_accepted(raw, results):
     rewrite(raw, EMPLOYMENT, lambda ls: [*ls, '"注3：两行的\r\n说明"\r\n'])
     build_panel_outputs(raw, results)
+
+
+def test_below_a_two_line_header_cell_rows_are_spreadsheet_rows_and_syntax_errors_file_lines(
+    raw, results
+):
+    two_lines = '"信息传输软件和\r\n信息技术服务业"'
+    path = rewrite(
+        raw,
+        EMPLOYMENT,
+        lambda ls: [
+            x.replace("信息传输软件和信息技术服务业", two_lines, 1).replace(
+                "石家庄,142.98,5.89,", "石家庄,142.98,", 1
+            )
+            for x in ls
+        ],
+    )
+    (problem,) = [p for p in build_fails(raw, results).problems if p.file == str(path)]
+    assert "this row has 7 cells" in problem.message and problem.line == SHIJIAZHUANG_LINE
+    text = path.read_text(encoding="utf-8-sig").replace("石家庄,142.98,", "石家庄\x00,142.98,", 1)
+    with pytest.raises(UnreadableFile) as caught:
+        parse_csv(text, str(path))
+    assert caught.value.problem.line == SHIJIAZHUANG_LINE + 1  # the line a text editor shows
 
 
 # --- cells against the header ----------------------------------------------------------------------------
