@@ -518,3 +518,11 @@ def test_a_bracketed_unit_is_checked_for_every_economy_variable(tmp_path, variab
     assert p.message == (
         f"the header says the unit is {wrong}; {variable} must be in {aliases.unit('economy', variable)}"
     )
+
+
+def test_an_exceptions_file_that_is_a_broken_link_is_named(pristine_demo_raw, tmp_path):
+    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
+    (raw / "quality_exceptions.csv").symlink_to(tmp_path / "nowhere.csv")
+    err = failing_build(raw, tmp_path / "results")
+    (p,) = err.value.problems
+    assert p.file == str(raw / "quality_exceptions.csv") and "broken" in p.message

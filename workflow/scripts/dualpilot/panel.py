@@ -521,7 +521,8 @@ def build_panel(
             )
         )
     known: dict = {}
-    if (exceptions := raw_dir / quality.EXCEPTIONS_FILE).exists():
+    exceptions = raw_dir / quality.EXCEPTIONS_FILE
+    if exceptions.exists() or exceptions.is_symlink():  # a broken link is reported, not skipped
         known, found = quality.read_exceptions(
             exceptions,
             codes=master["city_code"],
