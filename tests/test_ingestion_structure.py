@@ -116,6 +116,14 @@ def test_unclosed_quote_before_more_than_128_kib_is_named_not_a_csv_error(raw, r
     assert "unbalanced quote" in problem.message and "131,072 characters" in problem.message
 
 
+def test_over_long_cell_without_a_quote_is_not_blamed_on_a_quote():
+    with pytest.raises(UnreadableFile) as caught:
+        parse_csv("地区,a\r\n" + "x" * 140_000 + ",1\r\n", "t.csv")
+    problem = caught.value.problem
+    assert (problem.file, problem.line) == ("t.csv", 2)
+    assert "longer than 131,072 characters" in problem.message and "quote" not in problem.message
+
+
 def test_quote_closed_lines_later_swallows_rows_and_is_an_error(raw, results):
     def change(lines):
         i = city_index(lines, "石家庄")

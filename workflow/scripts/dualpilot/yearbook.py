@@ -513,10 +513,18 @@ def parse_csv(text: str, file: str) -> list[list[object]]:
         except StopIteration:
             return rows
         except csv.Error as exc:
-            if "field larger than field limit" in str(exc) or "unexpected end of data" in str(exc):
+            too_long = "field larger than field limit" in str(exc)
+            quoted = '"' in _LINE_BREAK.split(text, maxsplit=start)[start - 1]
+            if too_long and not quoted:
+                line = start
+                msg = (
+                    f"a cell on line {line} is longer than {csv.field_size_limit():,} characters, "
+                    "which no yearbook cell is: is this file a table exported as CSV?"
+                )
+            elif too_long or "unexpected end of data" in str(exc):
                 what = (
                     "the file ends"
-                    if "unexpected end" in str(exc)
+                    if not too_long
                     else f"the cell grows past {csv.field_size_limit():,} characters"
                 )
                 msg = (
