@@ -22,6 +22,7 @@ from dualpilot.errors import InputError
 from dualpilot.reference import load_name_crosswalk
 from dualpilot.yearbook import (
     BOUNDS_COLUMNS,
+    MAX_LISTED,
     SHIPPED_BOUNDS,
     header_units,
     load_aliases,
@@ -199,7 +200,7 @@ def test_economy_title_line_in_yi_yuan_is_rejected(pristine_demo_raw, tmp_path):
         assert f"{stats.columns[v]} ({v}) must be in {ALIASES.unit('economy', v)}" in p.message
     # and the values themselves are below the lower bounds
     line, column, value = locate(
-        table_file(pristine_demo_raw, "economy", 2010), "economy", 2010, JINAN, "gdp"
+        table_file(pristine_demo_raw, "economy", 2010), "economy", 2010, SHIJIAZHUANG, "gdp"
     )
     (q,) = [q for q in problems_of(err, "implausible gdp") if q.line == line]
     assert (q.file, q.column) == (str(path), column) and "below 100,000 万元" in q.message
@@ -245,10 +246,18 @@ def test_economy_in_yi_yuan_without_a_marker_is_rejected(pristine_demo_raw, tmp_
     scale_column(path, "economy", 2015, "gdp", 1e-4)
     err = failing_build(raw, tmp_path / "results")
     hits = problems_of(err, "implausible gdp")
+    assert len(hits) == MAX_LISTED  # listed one by one, then counted in one more problem
     assert all(p.file == str(path) and p.column == column for p in hits)
     (p,) = [p for p in hits if p.line == line]
     assert f"implausible gdp {value * 1e-4:,.15g} (below 100,000 万元 for one city" in p.message
     assert "is the unit 万元 as required?" in p.message
+    observed = read_table(path, "economy", 2015, ALIASES, CROSSWALK)[0]["gdp"].notna().sum()
+    (rest,) = problems_of(err, "more values of gdp")
+    assert (rest.file, rest.column) == (str(path), column) and rest.line > hits[-1].line
+    assert rest.message.startswith(
+        f"and {observed - MAX_LISTED} more values of gdp outside [100,000, 1,000,000,000] 万元 (lines "
+    )
+    assert rest.message.endswith(", ...): is the whole column in another unit?")
 
 
 # --- plausibility bounds: every variable, both sides ---------------------------------------------------

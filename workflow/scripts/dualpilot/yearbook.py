@@ -759,6 +759,10 @@ def shipped_bounds() -> PlausibilityBounds:
     return load_bounds(SHIPPED_BOUNDS)
 
 
+#: Values of one column listed one by one before the rest is summed up in one problem.
+MAX_LISTED = 5
+
+
 def check_values(
     df: pd.DataFrame,
     file: str,
@@ -769,7 +773,9 @@ def check_values(
 ) -> list[Problem]:
     """Values outside their plausibility bounds (negative, a zero where `lower` > 0, below `lower`, above
     `upper`), it_emp > total_emp and percent columns holding fractions. `df` has a `line` column and one
-    column per variable; `columns` names each variable's column as a message shows it."""
+    column per variable; `columns` names each variable's column as a message shows it. Past
+    `MAX_LISTED` values of one column outside its bounds, one more problem counts the rest and names
+    their first lines (a column in another unit would otherwise bury every other problem)."""
     problems: list[Problem] = []
     lines = df["line"].to_numpy()
     for variable, column in columns.items():
@@ -777,7 +783,8 @@ def check_values(
         bound = bounds[variable]
         unit = f" {bound.unit}"
         outside = (values < bound.lower) | (values > bound.upper)  # NaN compares False
-        for value, line in zip(values[outside], lines[outside], strict=True):
+        bad_values, bad_lines = values[outside], lines[outside]
+        for value, line in zip(bad_values[:MAX_LISTED], bad_lines[:MAX_LISTED], strict=True):
             if value < 0:
                 msg = f"negative value {value:g}"
             elif value == 0:
@@ -790,6 +797,19 @@ def check_values(
                     f"{Path(bounds.source).name}): is the unit{unit} as required?"
                 )
             problems.append(Problem(file, msg, int(line), column))
+        if len(bad_values) > MAX_LISTED:  # a column in another unit: one problem for the rest
+            rest = bad_lines[MAX_LISTED:]
+            shown = ", ".join(str(int(x)) for x in rest[:MAX_LISTED])
+            problems.append(
+                Problem(
+                    file,
+                    f"and {len(rest)} more values of {variable} outside [{bound.lower:,.15g}, "
+                    f"{bound.upper:,.15g}]{unit} (lines {shown}{', ...' if len(rest) > MAX_LISTED else ''})"
+                    f": is the whole column in another unit?",
+                    int(rest[0]),
+                    column,
+                )
+            )
         if variable in PERCENT_VARIABLES and np.isfinite(values).any():
             median = float(np.nanmedian(values))
             if median <= 1.0:
