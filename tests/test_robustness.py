@@ -220,7 +220,16 @@ def test_event_study_comparison_figure(panel: pd.DataFrame) -> None:
     series = {"CS": "callaway_santanna_notyet_dynamic", "BJS": "imputation_dynamic"}
     fig = rb.event_study_comparison(twfe, robust, series, window=(-3, 3), language="en")
     (ax,) = fig.axes
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["TWFE", "CS", "BJS"]
+    # each estimator with its own sample: Callaway-Sant'Anna drops cities with a missing value
+    def sample(tidy: pd.DataFrame, model: str) -> str:
+        row = tidy[tidy["model"] == model].iloc[0]
+        return f"{int(row['n_clusters']):,} cities, {int(row['n_obs']):,} obs."
+
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        f"TWFE ({sample(twfe, 'event_study')})",
+        f"CS ({sample(robust, 'callaway_santanna_notyet_dynamic')})",
+        f"BJS ({sample(robust, 'imputation_dynamic')})",
+    ]
     assert len(rb.event_terms(robust[robust["model"] == "imputation_dynamic"], (-3, 3))) == 6
     with pytest.raises(SpecificationError, match="not in"):
         rb.event_study_comparison(twfe, robust, {"x": "nope"}, window=(-3, 3))
