@@ -535,3 +535,28 @@ def test_an_exceptions_file_that_is_a_broken_link_is_named(pristine_demo_raw, tm
     err = failing_build(raw, tmp_path / "results")
     (p,) = err.value.problems
     assert p.file == str(raw / "quality_exceptions.csv") and "broken" in p.message
+
+
+def test_one_edition_in_another_unit_is_listed_five_times_then_counted(pristine_demo_raw, tmp_path):
+    """so2 of one edition in 万吨 (lower bound 0, so only the jumps catch it): a jump down into that
+    year and back up the next, for every city; each file's column lists 5 and counts the rest."""
+    raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
+    path = table_file(raw, "economy", 2015)
+    scale_column(path, "economy", 2015, "so2", 1e-4)
+    err = failing_build(raw, tmp_path / "results")
+    after = table_file(raw, "economy", 2016)
+    columns = {
+        str(f): read_table(f, "economy", e, ALIASES, CROSSWALK)[2].columns["so2"]
+        for f, e in ((path, 2015), (after, 2016))
+    }
+    for file, column in columns.items():
+        mine = [p for p in err.value.problems if p.file == file]
+        assert all(p.column == column for p in mine)
+        assert [p.message.startswith("year-over-year jump: so2 of ") for p in mine] == [
+            True
+        ] * 5 + [False]
+        assert mine[-1].message.startswith(
+            "and "
+        ) and "more year-over-year jumps in this column" in (mine[-1].message)
+        assert [p.line for p in mine[:5]] == sorted(p.line for p in mine[:5])
+    assert len(err.value.problems) == 12

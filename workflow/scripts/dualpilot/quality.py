@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from dualpilot.errors import Problem
-from dualpilot.yearbook import TableStats, UnreadableFile, read_rows, squeeze
+from dualpilot.yearbook import MAX_LISTED, TableStats, UnreadableFile, read_rows, squeeze
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +157,9 @@ def check_jumps(
 
     Only city-years of `grid` (city_code, year: inside the city's life) are compared. A jump listed in
     `known` becomes a row of quality.csv (`QUALITY_COLUMNS`); any other is a Problem naming the file,
-    line, column, city (`names`: code -> name), both years and values, and the exceptions file to use.
-    Returns the problems and the quality rows. Exceptions that match no jump are logged."""
+    line, column, city (`names`: code -> name), both years and values, and the exceptions file to use;
+    past `MAX_LISTED` jumps in one column of one file, one more problem counts the rest. Returns the
+    problems (by file and line) and the quality rows. Exceptions that match no jump are logged."""
     raw_dir = Path(raw_dir)
     keys = pd.MultiIndex.from_frame(grid[["city_code", "year"]])
     inside = pd.MultiIndex.from_frame(values[["city_code", "year"]]).isin(keys)
@@ -167,7 +169,7 @@ def check_jumps(
     previous = previous.shift()
     ratio = (v["value"] / previous["value"]).to_numpy(dtype=float)
     jumps = np.flatnonzero((ratio > factor) | (ratio < 1.0 / factor))  # NaN (no previous) is False
-    problems: list[Problem] = []
+    by_column: dict[tuple[str, str], list[Problem]] = defaultdict(list)  # (file, column) -> jumps
     rows = []
     used = set()
     exceptions = raw_dir / EXCEPTIONS_FILE
@@ -191,7 +193,7 @@ def check_jumps(
                 "accepted with a warning (%s line %d): %s", EXCEPTIONS_FILE, exception.line, change
             )
             continue
-        problems.append(
+        by_column[(str(raw_dir / row["file"]), row["column"])].append(
             Problem(
                 str(raw_dir / row["file"]),
                 f"year-over-year jump: {change}, beyond the factor {factor:g} of config `ingestion: "
@@ -201,6 +203,25 @@ def check_jumps(
                 row["column"],
             )
         )
+    problems: list[Problem] = []
+    for (file, column), found in sorted(by_column.items()):
+        found.sort(key=lambda p: p.line or 0)
+        problems += found[:MAX_LISTED]
+        if (
+            len(found) > MAX_LISTED
+        ):  # a column of one edition in another unit: one problem for the rest
+            rest = [str(p.line) for p in found[MAX_LISTED:]]
+            more = ", ..." if len(rest) > MAX_LISTED else ""
+            problems.append(
+                Problem(
+                    file,
+                    f"and {len(rest)} more year-over-year jumps in this column (lines "
+                    f"{', '.join(rest[:MAX_LISTED])}{more}): is the column of this edition in another "
+                    "unit?",
+                    found[MAX_LISTED].line,
+                    column,
+                )
+            )
     for key in sorted(set(known) - used):
         log.warning(
             "%s line %d: no jump of %s of %s in %d beyond the factor %g; the exception is not needed",
