@@ -798,7 +798,7 @@ def heterogeneity_plot(
     est_ = rows["estimate"].to_numpy(dtype=float)
     dims = list(dict.fromkeys(rows["dimension"]))
     n_gaps = len(dims) - 1
-    fig = Figure(figsize=(6.5, 1.0 + 0.42 * (len(rows) + n_gaps)), layout="constrained")
+    fig = Figure(figsize=(8.5, 1.0 + 0.42 * (len(rows) + n_gaps)), layout="constrained")
     ax = fig.add_subplot()
     y, ticks, ticklabels = float(len(rows) + n_gaps), [], []
     for k, dim in enumerate(dims):
