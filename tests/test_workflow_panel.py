@@ -7,6 +7,7 @@ leave no panel behind; a dry run of the whole study; the config schema.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -150,6 +151,49 @@ def test_bad_input_stops_before_estimation_and_leaves_no_panel(demo_run: Path, t
     assert f"line {row + 1}" in message
     assert not (work / "results/panel/panel.parquet").exists()
     assert not list((work / "results").rglob("*.parquet"))
+
+
+def test_truncation_ratio_of_an_overlay_reaches_build_panel(demo_run: Path, tmp_path: Path):
+    """An edition cut after 250 of its ~290 cities passes the default ratio 0.8 but not 0.9 set in an
+    overlay file: the threshold goes from the config through the rule's params to the check."""
+    raw = _user_raw_dir(demo_run, tmp_path)
+    target = sorted((raw / "employment").glob("*.csv"))[1]
+    data = target.read_bytes()
+    encoding = "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
+    try:
+        lines = data.decode(encoding).splitlines(keepends=True)
+    except UnicodeDecodeError:
+        encoding = "gb18030"
+        lines = data.decode(encoding).splitlines(keepends=True)
+    cities = [
+        i
+        for i, line in enumerate(lines)
+        if line.count(",") >= 2
+        and line.split(",")[1].replace(".", "", 1).strip().isdigit()
+        and line.split(",")[0].strip() not in {"全国", "合计", "全省"}
+    ]
+    target.write_bytes("".join(lines[: cities[249] + 1]).encode(encoding))
+
+    work = copy_workflow(tmp_path / "work")
+    overlay = {**OVERLAY, "ingestion": {"truncation_ratio": 0.9}}
+    (work / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    proc = snakemake(
+        work,
+        "results/panel/panel.parquet",
+        "--cores",
+        "2",
+        "--configfile",
+        "overlay.yaml",
+        "--config",
+        f"raw_dir={raw}",
+        check=False,
+    )
+    message = proc.stderr + proc.stdout
+    assert proc.returncode != 0
+    # 250 city rows with a number in their first column, and a few whose first value is missing
+    assert re.search(rf"{re.escape(str(target))}: only 2[5-6]\d cities", message)
+    assert "truncation_ratio (now 0.9" in message
+    assert not (work / "results/panel/panel.parquet").exists()
 
 
 def test_missing_raw_dir_is_named(tmp_path: Path):
