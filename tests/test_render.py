@@ -105,20 +105,34 @@ def test_write_table_writes_each_format(tidy: pd.DataFrame, tmp_path):
     assert (tmp_path / "sub/baseline.html").read_text(encoding="utf-8") == tables.to_html(table)
 
 
-def test_analysis_table_takes_title_and_note_from_the_specs(tidy: pd.DataFrame):
-    specs = {
-        "baseline": tables.TableSpec(
-            title={"zh": "基准回归结果", "en": "Baseline results"},
-            note={"zh": None, "en": "A planted note."},
-            terms=["dual_post"],
-        )
-    }
+def test_analysis_table_takes_title_and_note_from_the_specs(tidy: pd.DataFrame, tmp_path):
+    specs = tmp_path / "tables.csv"
+    specs.write_text(
+        "analysis,title_zh,title_en,terms,note_zh,note_en\n"
+        "baseline,基准回归结果,Baseline results,dual_post,,A planted note.\n",
+        encoding="utf-8",
+    )
     settings = {"language": "en", "stars": [0.1, 0.05, 0.01], "digits": 3}
     labels = tables.load_labels()
-    table = render.analysis_table(tidy, "baseline", specs=specs, labels=labels, settings=settings)
+    table = render.analysis_table(
+        tidy, "baseline", specs_path=str(specs), labels=labels, settings=settings
+    )
     assert table.title == "Baseline results" and "A planted note." in " ".join(table.notes)
     with pytest.raises(InputError, match="no row for analysis 'mechanisms'"):
-        render.analysis_table(tidy, "mechanisms", specs=specs, labels=labels, settings=settings)
+        render.analysis_table(
+            tidy, "mechanisms", specs_path=str(specs), labels=labels, settings=settings
+        )
+    # write_analysis_table reads the estimates named after the analysis and writes its three files
+    (tmp_path / "baseline.csv").write_text(tidy.to_csv(index=False), encoding="utf-8")
+    inputs = {"baseline": str(tmp_path / "baseline.csv")}
+    outputs = {f"baseline_{ext}": str(tmp_path / f"out.{ext}") for ext in ("tex", "md", "html")}
+
+    named = type("Inputs", (dict,), {"specs": str(specs)})(
+        inputs
+    )  # items and .specs, as Snakemake's
+    back = render.write_analysis_table(named, outputs, "baseline", labels=labels, settings=settings)
+    assert len(back) == len(tidy)
+    assert (tmp_path / "out.md").read_text(encoding="utf-8") == tables.to_markdown(table)
 
 
 def test_fit_logs_one_line_with_the_sample_size_in_user_names(caplog):

@@ -13,13 +13,12 @@ def main(inputs, outputs, params):
     settings, figures = params.tables, params.figures
     language = settings["language"]
     labels = tables.load_labels(inputs.labels)
-    specs = tables.load_table_specs(inputs.specs)
-    estimates = {a: pd.read_csv(inputs[a]) for a in params.analyses}
-    for analysis, tidy in estimates.items():
-        table = render.analysis_table(
-            tidy, analysis, specs=specs, labels=labels, settings=settings, specs_path=inputs.specs
+    estimates = {
+        analysis: render.write_analysis_table(
+            inputs, outputs, analysis, labels=labels, settings=settings
         )
-        render.write_table(table, outputs, analysis)
+        for analysis in params.analyses
+    }
     descriptives = tables.descriptive_table(
         pd.read_csv(inputs.descriptives),
         labels,
@@ -48,7 +47,10 @@ def main(inputs, outputs, params):
         duration,
         model="bins",
         terms=[t for t in bins["term"] if t.startswith("dur_")],
-        title={"zh": "双试点效应与试点持续时间", "en": "Dual-pilot effect by years since the start"},
+        title={
+            "zh": "双试点效应与试点持续时间",
+            "en": "Dual-pilot effect by years since the start",
+        },
         ylabel={"zh": "估计系数", "en": "Coefficient"},
         ci=figures["ci"],
         language=language,

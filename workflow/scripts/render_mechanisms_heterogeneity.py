@@ -19,15 +19,7 @@ def main(inputs, outputs, params):
     settings = params.tables
     language = settings["language"]
     labels = tables.load_labels(inputs.labels)
-    table = render.analysis_table(
-        pd.read_csv(inputs.mechanisms),
-        "mechanisms",
-        specs=tables.load_table_specs(inputs.specs),
-        labels=labels,
-        settings=settings,
-        specs_path=inputs.specs,
-    )
-    render.write_table(table, outputs, "mechanisms")
+    render.write_analysis_table(inputs, outputs, "mechanisms", labels=labels, settings=settings)
 
     tidy = pd.read_csv(inputs.heterogeneity)
     splits = [m for m in tidy["model"].unique() if ": " in m and m.split(": ")[1] in params.groups]

@@ -23,16 +23,7 @@ def main(inputs, outputs, params):
     settings = params.tables
     language = settings["language"]
     labels = tables.load_labels(inputs.labels)
-    specs = tables.load_table_specs(inputs.specs)
-    table = render.analysis_table(
-        pd.read_csv(inputs.psm_did),
-        "psm_did",
-        specs=specs,
-        labels=labels,
-        settings=settings,
-        specs_path=inputs.specs,
-    )
-    render.write_table(table, outputs, "psm_did")
+    render.write_analysis_table(inputs, outputs, "psm_did", labels=labels, settings=settings)
     balance = tables.frame_table(
         pd.read_csv(inputs.balance),
         columns=BALANCE_HEADERS,

@@ -67,15 +67,7 @@ def main(inputs, outputs, params):
     fig = robustness.honestdid_figure(honest, alpha=params.honestdid_alpha, language=language)
     plots.save_figure(fig, outputs.honestdid_png, outputs.honestdid_pdf, dpi=dpi)
 
-    table = render.analysis_table(
-        pd.read_csv(inputs.pilot_order),
-        "pilot_order",
-        specs=tables.load_table_specs(inputs.specs),
-        labels=labels,
-        settings=settings,
-        specs_path=inputs.specs,
-    )
-    render.write_table(table, outputs, "pilot_order")
+    render.write_analysis_table(inputs, outputs, "pilot_order", labels=labels, settings=settings)
 
     table = robustness.robustness_table(
         pd.read_csv(inputs.robustness),

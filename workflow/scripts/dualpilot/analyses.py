@@ -260,26 +260,9 @@ def event_time_indicators(
     return out
 
 
-def event_study(
-    panel: pd.DataFrame,
-    controls: Sequence[str],
-    window: Sequence[int] = (-6, 8),
-    base: int = -1,
-    control_group: ControlGroup = "never_and_not_yet",
-    *,
-    treat_time: str = "dual_year",
-    options: Options | Mapping[str, Any] | None = None,
-) -> pd.DataFrame:
-    """The tidy rows of `event_study_with_vcov` (see there)."""
-    return event_study_with_vcov(
-        panel,
-        controls,
-        window,
-        base,
-        control_group,
-        treat_time=treat_time,
-        options=options,
-    )[0]
+def event_study(*args: Any, **kwargs: Any) -> pd.DataFrame:
+    """The tidy rows of `event_study_with_vcov` (same arguments), without the vcov."""
+    return event_study_with_vcov(*args, **kwargs)[0]
 
 
 def event_study_with_vcov(

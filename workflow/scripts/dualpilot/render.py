@@ -36,16 +36,16 @@ def analysis_table(
     tidy: pd.DataFrame,
     analysis: str,
     *,
-    specs: Mapping[str, tables.TableSpec],
+    specs_path: str,
     labels: tables.Labels,
     settings: Mapping[str, Any],
-    specs_path: str = "resources/labels/tables.csv",
 ) -> tables.Table:
-    """The regression table of `analysis` (title, note and terms from `specs`, i.e. tables.csv) in the
-    language, stars and digits of `settings` (the config's `tables:` block)."""
+    """The regression table of `analysis`: title, note and terms from its row of `specs_path`
+    (resources/labels/tables.csv), in the language, stars and digits of `settings` (the `tables:` block)."""
+    specs = tables.load_table_specs(specs_path)
     if analysis not in specs:
         raise InputError(
-            Problem(specs_path, f"no row for analysis {analysis!r}", column="analysis"),
+            Problem(str(specs_path), f"no row for analysis {analysis!r}", column="analysis"),
             "a table has no presentation",
         )
     spec = specs[analysis]
@@ -60,3 +60,16 @@ def analysis_table(
         digits=settings["digits"],
         labels=labels,
     )
+
+
+def write_analysis_table(
+    inputs: Any, outputs: Any, analysis: str, *, labels: tables.Labels, settings: Mapping[str, Any]
+) -> pd.DataFrame:
+    """Read the tidy estimates `inputs[analysis]`, render `analysis_table` (with `inputs.specs`) and
+    write it with `write_table`; return the estimates (a render rule may draw a figure from them)."""
+    tidy = pd.read_csv(inputs[analysis])
+    table = analysis_table(
+        tidy, analysis, specs_path=inputs.specs, labels=labels, settings=settings
+    )
+    write_table(table, outputs, analysis)
+    return tidy
