@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +31,7 @@ from dualpilot.tables import (
     to_latex,
     to_markdown,
 )
+from latex_helpers import SKIP_REASON, compile_documented, xelatex_ready
 
 CONTROLS = "ln_gdp_pc+ln_density+industry+gov+open+finance"
 
@@ -607,35 +606,13 @@ def test_descriptive_table_structure(panel: pd.DataFrame) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _xelatex_ready() -> bool:
-    if shutil.which("xelatex") is None or shutil.which("kpsewhich") is None:
-        return False
-    found = subprocess.run(["kpsewhich", "xeCJK.sty"], capture_output=True, text=True)
-    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True)
-    return bool(found.stdout.strip()) and "Noto Serif CJK SC" in fonts.stdout
-
-
-@pytest.mark.skipif(not _xelatex_ready(), reason="needs xelatex, xeCJK and fonts-noto-cjk")
+@pytest.mark.skipif(not xelatex_ready(), reason=SKIP_REASON)
 def test_latex_compiles_with_xelatex_and_xecjk(tidy: pd.DataFrame, tmp_path: Path) -> None:
     tables = [
         to_latex(regression_table(tidy, title="基准回归"), label="tab:zh"),
         to_latex(regression_table(tidy, language="en", title="A & B_{1} 50% ~ ^ \\ # $")),
     ]
-    preamble = (Path(__file__).parents[1] / "docs" / "tables-and-figures.md").read_text("utf-8")
-    block = re.search(r"```latex\n(.*?)```", preamble, re.S)
-    assert block is not None, "docs/tables-and-figures.md must hold the minimal preamble"
-    doc = block.group(1).replace("\\input{results/tables/baseline.tex}", "\n".join(tables))
-    (tmp_path / "doc.tex").write_text(doc, encoding="utf-8")
-    run = subprocess.run(
-        ["xelatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    log_text = (tmp_path / "doc.log").read_text("utf-8", errors="replace")
-    assert run.returncode == 0, log_text[-3000:]
-    assert "Missing character" not in log_text
+    compile_documented("\n".join(tables), tmp_path)
     assert (tmp_path / "doc.pdf").stat().st_size > 5000
 
 
