@@ -44,7 +44,7 @@ def render(path: Path, cfg: dict, kind: str = "space") -> str:
     )
     html = publish_parts(
         text + "\n\n" + targets,
-        writer_name="html",
+        writer="html",
         settings_overrides={"halt_level": 2, "report_level": 2},
     )["body"]
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
