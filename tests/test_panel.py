@@ -386,13 +386,9 @@ def test_write_panel_round_trip(balanced, tmp_path):
         b,
         out / "panel.parquet",
         out / "panel.csv",
-    from dualpilot.tables import load_labels
-
-    entries = load_labels().entries  # the one label source: resources/labels/terms.csv
         out / "panel.dta",
         out_manifest=out / "manifest.csv",
         out_sample=out / "sample.csv",
-        assert P.stata_label(column) == f"{zh} / {en}"
         out_industries=out / "industries_long.parquet",
     )
     assert sorted(p.name for p in out.iterdir()) == [
