@@ -649,9 +649,9 @@ def write_panel(
     out_quality: str | Path | None = None,
 ) -> None:
     """Write the panel as Parquet, CSV (UTF-8 with BOM, so Excel shows Chinese) and Stata .dta version 118
-    (Stata 14+, Unicode; labels "zh / en" from `VARIABLE_LABELS`; city_code as text), plus, when paths are
-    given, the manifest, sample and quality tables (CSV, UTF-8 with BOM) and the industry long table
-    (Parquet).
+    (Stata 14+, Unicode; labels "zh / en" from resources/labels/terms.csv by `stata_label`; city_code
+    as text), plus, when paths are given, the manifest, sample and quality tables (CSV, UTF-8 with BOM)
+    and the industry long table (Parquet).
     Everything is written to temporary files first and renamed at the end."""
     extra = [
         (p, w)
