@@ -1,7 +1,8 @@
 """The Snakemake report (issue 6.4): one self-contained HTML file whose figures render in a browser.
 
-The whole study runs on a small configuration (OVERLAY) in a temporary copy of the workflow, then
-`snakemake --report report.html` builds the report. The checks:
+The whole study runs on a small configuration (OVERLAY) in a temporary copy of the workflow (the session
+fixture `small_study`, shared with tests/test_workflow_render.py), then `snakemake --report report.html`
+builds the report. The checks:
 
 - content: every final table of the study and every PNG figure under results/figures is in the report,
   each with a caption, one of the five stage categories, the subcategory of its type and the labels
@@ -10,7 +11,9 @@ The whole study runs on a small configuration (OVERLAY) in a temporary copy of t
 - browser: headless Chromium (Debian package `chromium`) opens the report and is driven through the
   DevTools protocol (over a pipe, standard library only). Every subcategory lists one row per result;
   clicking a figure's button shows it, decoded at the PNG's own size and not blank; every table's
-  download link holds the file's exact bytes; each result's caption is shown; no JavaScript error.
+  download link holds the file's exact bytes; each formatted table (results/tables/*.html, the same
+  three-line table as the .tex and .md files) is shown inline, its table visible with the title and the
+  cells of the Markdown rendering; each result's caption is shown; no JavaScript error.
 
 A fast test renders every caption the way Snakemake does (Jinja, then docutils) under variants of the
 configuration, so that every branch of the templates is exercised.
@@ -40,19 +43,13 @@ import pytest
 import yaml
 from docutils.core import publish_parts
 
-from workflow_helpers import REPO, copy_workflow, snakemake
+from study_build import OVERLAY_FILE, SMALL_OVERLAY
+from workflow_helpers import REPO, snakemake
 
 workflow = pytest.mark.workflow
 
 # Small but complete: every stage runs, with few draws (about 2-3 minutes on 2 cores).
-OVERLAY: dict[str, Any] = {
-    "figures": {"dpi": 80},
-    "placebo": {"draws": 20, "shards": 2},
-    "heterogeneity": {"draws": 20, "shards": 1},
-    "mechanisms": {"bootstrap": {"reps": 20}},
-    "spatial": {"permutations": 99, "map_years": [2006, 2023]},
-    "robustness": {"honestdid": {"n_draws": 100}, "grid": {"bootstrap": {"reps": 99}}},
-}
+OVERLAY = SMALL_OVERLAY
 DEMO_SENTENCE = (
     "Demo data: these results show that the workflow recovers planted effects; "
     "they are not the study's findings."
@@ -82,6 +79,9 @@ FINAL_TABLES = {
     "results/tables/regional_trends.csv",
     "results/psm/balance.csv",
 }
+# What each kind of result is (the `type` label) and the subcategory that lists it.
+KINDS = {"image/png": "figure", "text/csv": "table", "text/html": "formatted table"}
+SUBCATEGORIES = {"figure": "Figures", "table": "Tables", "formatted table": "Formatted tables"}
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
 
@@ -89,13 +89,10 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
-    """A temporary copy of the workflow with the whole study built on OVERLAY and its report."""
-    work = copy_workflow(tmp_path_factory.mktemp("report_run"))
-    (work / "overlay.yaml").write_text(yaml.safe_dump(OVERLAY))
-    snakemake(work, "--cores", "2", "--configfile", "overlay.yaml")
-    snakemake(work, "--report", "report.html", "--configfile", "overlay.yaml")
-    return work
+def work(small_study: Path) -> Path:
+    """The temporary copy of the workflow with the whole study built on OVERLAY, and its report."""
+    snakemake(small_study, "--report", "report.html", "--configfile", OVERLAY_FILE)
+    return small_study
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +175,14 @@ def test_every_final_table_and_figure_is_in_the_report(work: Path, report: dict[
     assert images == figures, {"not in report": figures - images, "unexpected": images - figures}
     tables = {p for p, r in results.items() if r["mime_type"] == "text/csv"}
     assert FINAL_TABLES <= tables, sorted(FINAL_TABLES - tables)
-    assert set(results) == images | tables, sorted(set(results) - images - tables)
+    # every formatted table the study writes is in the report as an HTML page, shown inline
+    formatted = {str(p.relative_to(work)) for p in (work / "results/tables").glob("*.html")}
+    assert len(formatted) >= 13, formatted
+    pages = {p for p, r in results.items() if r["mime_type"] == "text/html"}
+    assert pages == formatted, {"not in report": formatted - pages, "unexpected": pages - formatted}
+    for page in pages:  # each page is the .md file's table in HTML (same stem)
+        assert (work / page).with_suffix(".md").exists(), page
+    assert set(results) == images | tables | pages, sorted(set(results) - images - tables - pages)
     # The categories list each result exactly once.
     listed = [p for subs in report["categories"].values() for paths in subs.values() for p in paths]
     assert sorted(listed) == sorted(results)
@@ -195,9 +199,9 @@ def test_items_have_caption_category_subcategory_and_labels(report: dict[str, An
     assert set(report["categories"]) == CATEGORIES
     seen: set[tuple[str, str, str, str]] = set()
     for path, result in report["results"].items():
-        kind = "figure" if result["mime_type"] == "image/png" else "table"
+        kind = KINDS[result["mime_type"]]
         category, subcategory = where[path]
-        assert subcategory == {"figure": "Figures", "table": "Tables"}[kind], path
+        assert subcategory == SUBCATEGORIES[kind], path
         labels = result["labels"]
         assert set(labels) == {"analysis", "type"} and labels["type"] == kind, (path, labels)
         # Label rows must be unique in a subcategory: the report shows one row per distinct labels.
@@ -479,10 +483,17 @@ PROBE = r"""
           const before = app.state.resultPath;
           button.click();
           const path = await until(() =>
-            app.state.content === "img" && app.state.resultPath !== before ? app.state.resultPath : null);
-          const img = path && await until(() => [...document.images].find(
-            (el) => el.src === results[path].data_uri && el.complete && el.naturalWidth > 0));
+            ["img", "html"].includes(app.state.content) && app.state.resultPath !== before
+              ? app.state.resultPath : null);
           record.path = path;
+          if (path && app.state.content === "html") {  // a formatted table: shown in an iframe
+            const frame = await until(() => [...document.querySelectorAll("iframe")].find(
+              (el) => el.src === results[path].data_uri));
+            const box = frame && frame.getBoundingClientRect();
+            record.frame = frame ? { width: box.width, height: box.height } : null;
+          }
+          const img = path && app.state.content === "img" && await until(() => [...document.images].find(
+            (el) => el.src === results[path].data_uri && el.complete && el.naturalWidth > 0));
           if (img) {
             await img.decode();
             record.image = {
@@ -508,8 +519,63 @@ PROBE = r"""
 """
 
 
+# Runs inside a formatted table's iframe: is the three-line table there and visible, and what does it say.
+FRAME_PROBE = r"""
+(() => {
+  const table = document.querySelector("table.three-line");
+  if (!table) return JSON.stringify({ table: false, text: document.body ? document.body.innerText : "" });
+  const box = table.getBoundingClientRect();
+  const style = getComputedStyle(table);
+  return JSON.stringify({
+    table: true,
+    width: box.width, height: box.height, top: box.top, viewport: [innerWidth, innerHeight],
+    visible: style.visibility === "visible" && style.display !== "none" && style.opacity !== "0",
+    borderTop: style.borderTopWidth, borderBottom: style.borderBottomWidth,
+    caption: table.caption ? table.caption.innerText.trim() : null,
+    cells: [...table.querySelectorAll("tr")].map((tr) => [...tr.children].map((c) => c.innerText.trim())),
+  });
+})()
+"""
+
+
+def inspect_formatted_table(browser: Chromium, session: str, path: str) -> dict[str, Any]:
+    """Show the formatted table `path` as its button does, then run FRAME_PROBE in its iframe (the page
+    is a data: URL, an opaque origin the report's script cannot read; DevTools can, in an isolated
+    world of that frame)."""
+    show = (
+        f"app.setView({{content: 'html', contentPath: results[{json.dumps(path)}].data_uri, "
+        f"resultPath: {json.dumps(path)}}})"
+    )
+    browser.send("Runtime.evaluate", {"expression": show}, session=session)
+    deadline = time.monotonic() + 30
+    while True:
+        tree = browser.send("Page.getFrameTree", session=session)["frameTree"]
+        frames = [c["frame"] for c in tree.get("childFrames", [])]
+        frame = next((f for f in frames if f.get("url", "").startswith("data:text/html")), None)
+        if frame is not None:
+            world = browser.send(
+                "Page.createIsolatedWorld", {"frameId": frame["id"]}, session=session
+            )
+            reply = browser.send(
+                "Runtime.evaluate",
+                {
+                    "expression": FRAME_PROBE,
+                    "contextId": world["executionContextId"],
+                    "returnByValue": True,
+                },
+                session=session,
+            )
+            found = json.loads(reply["result"]["value"])
+            if found["table"] or time.monotonic() > deadline:
+                return found
+        elif time.monotonic() > deadline:
+            return {"table": False, "text": f"no iframe among {frames}"}
+        time.sleep(0.1)
+
+
 def drive_report(exe: str, report_html: Path, profile: Path) -> dict[str, Any]:
-    """Open the report in headless Chromium, run PROBE, return its findings and the page's errors."""
+    """Open the report in headless Chromium, run PROBE, return its findings and the page's errors; then
+    look inside each formatted table's iframe (FRAME_PROBE)."""
     browser = Chromium(exe, profile)
     try:
         targets = browser.send("Target.getTargets")["targetInfos"]
@@ -541,6 +607,12 @@ def drive_report(exe: str, report_html: Path, profile: Path) -> dict[str, Any]:
             raise AssertionError(f"driving the report failed: {detail}; page errors: {errors}")
         found = json.loads(reply["result"]["value"])
         found["errors"] = errors
+        pages = [
+            p
+            for p, r in read_report(report_html)["results"].items()
+            if r["mime_type"] == "text/html"
+        ]
+        found["pages"] = {p: inspect_formatted_table(browser, session, p) for p in pages}
         return found
     finally:
         browser.close()
@@ -574,8 +646,8 @@ def test_every_result_is_listed_once(browser: dict[str, Any], report: dict[str, 
 
 @workflow
 def test_figures_render(work: Path, browser: dict[str, Any], report: dict[str, Any]):
-    shown = {r["path"]: r for r in browser["rows"] if r["href"] == "#"}
     images = {p for p, r in report["results"].items() if r["mime_type"] == "image/png"}
+    shown = {r["path"]: r for r in browser["rows"] if r["href"] == "#" and r["path"] in images}
     assert set(shown) == images
     for path, row in shown.items():
         image = row["image"]
@@ -583,6 +655,44 @@ def test_figures_render(work: Path, browser: dict[str, Any], report: dict[str, A
         assert (image["width"], image["height"]) == png_size(work / path), path
         assert image["shownWidth"] > 200, (path, image)
         assert image["spread"] > 5, f"{path} renders blank: {image}"
+
+
+@workflow
+def test_formatted_tables_are_shown_inline(
+    work: Path, browser: dict[str, Any], report: dict[str, Any]
+):
+    pages = {p for p, r in report["results"].items() if r["mime_type"] == "text/html"}
+    assert pages and set(browser["pages"]) == pages
+    # the button of each formatted table shows it in the page, in a frame of a readable size
+    frames = {r["path"]: r["frame"] for r in browser["rows"] if r.get("path") in pages}
+    assert set(frames) == pages
+    for path, frame in frames.items():
+        assert frame and frame["width"] > 400 and frame["height"] > 300, (path, frame)
+    for path in sorted(pages):
+        shown = browser["pages"][path]
+        assert shown["table"], (path, shown)
+        # visible: laid out with a real size, inside the frame, in the three-line style
+        assert shown["visible"] and shown["width"] > 150 and shown["height"] > 40, (path, shown)
+        assert 0 <= shown["top"] < shown["viewport"][1], (path, shown)
+        assert shown["borderTop"] == "2px" and shown["borderBottom"] == "2px", (path, shown)
+        # the same table as the Markdown file: its title, its panel titles and every row's cells in order
+        md = (work / path).with_suffix(".md").read_text(encoding="utf-8").splitlines()
+        assert shown["caption"] == unescape_md(md[0].strip("*")), (path, shown["caption"], md[0])
+        md_rows = [
+            [unescape_md(c) for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            for line in md
+            if line.startswith("|") and ":--" not in line
+        ]
+        width = len(md_rows[0])
+        md_panels = [r[0].strip("*") for r in md_rows if r[0].startswith("**") and not any(r[1:])]
+        md_cells = [r for r in md_rows if not (r[0].startswith("**") and not any(r[1:]))]
+        assert [row for row in shown["cells"] if len(row) == width] == md_cells, path
+        assert [row[0] for row in shown["cells"] if len(row) == 1] == md_panels, path
+
+
+def unescape_md(cell: str) -> str:
+    """A Markdown table cell as text: backslash escapes undone, spaces trimmed."""
+    return re.sub(r"\\(.)", r"\1", cell).strip()
 
 
 @workflow
