@@ -55,7 +55,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dualpilot import estimation as est
-from dualpilot import resampling
+from dualpilot import resampling, tables
 from dualpilot.estimation import EstimationError
 from dualpilot.mechanisms import Engine, TwfeDesign
 
@@ -775,7 +775,7 @@ def heterogeneity_plot(
     *,
     treatment: str = "dual_post",
     language: str = "zh",
-    labels: Any = None,
+    labels: tables.Labels | Mapping[str, tuple[str, str]] | None = None,
     title: str | None = None,
     ci: float = 0.95,
 ) -> Figure:
@@ -787,7 +787,6 @@ def heterogeneity_plot(
     shipped resources/labels/terms.csv, e.g. ``model:development: high``) with its sample (cities,
     observations); with no CJK font installed the figure falls back to English.
     """
-    from dualpilot import tables
     from dualpilot.plots import confidence_bounds, configure_fonts, with_sample
 
     lang = configure_fonts(language)  # type: ignore[arg-type]
