@@ -34,3 +34,4 @@ rule all:
         rules.mechanisms_heterogeneity.input,
         rules.robustness.input,
         rules.maps.input,
+        rules.demo_recovery.input,

@@ -57,8 +57,9 @@ def _script(name: str) -> ModuleType:
     return module
 
 
-def write_demo_raw(dest: Path, years: tuple[int, int] = YEARS) -> Path:
-    """Write the demo extracts of the default configuration into `dest` (rule make_demo_extracts)."""
+def write_demo_raw(dest: Path, years: tuple[int, int] = YEARS, demo: dict | None = None) -> Path:
+    """Write the demo extracts of the default configuration into `dest` (rule make_demo_extracts), with
+    the truth beside it (dest.parent / truth.parquet, truth.json). `demo` replaces the `demo:` block."""
     main = _script("make_demo_extracts").main
     inputs = Named(**{k: str(REPO / v) for k, v in PANEL_RESOURCES.items()})
     outputs = Named(
@@ -66,7 +67,8 @@ def write_demo_raw(dest: Path, years: tuple[int, int] = YEARS) -> Path:
         truth=str(dest.parent / "truth.parquet"),
         summary=str(dest.parent / "truth.json"),
     )
-    main(inputs, outputs, Named(years=years, demo=CONFIG["demo"], policy=CONFIG["policy"]))
+    settings = CONFIG["demo"] if demo is None else demo
+    main(inputs, outputs, Named(years=years, demo=settings, policy=CONFIG["policy"]))
     return dest
 
 

@@ -3,8 +3,9 @@
 Runs the baseline stage through Snakemake on the default demo configuration, then compares the estimates
 with the generator's truth (results/demo/truth.parquet):
 
-- event study: each relative-year coefficient k >= 0 covers the planted mean dual effect at event time k,
-  and each lead covers 0, within simultaneous 95 % intervals (Bonferroni over the coefficients checked);
+- event study: each relative-year coefficient k >= 0 covers the true mean dual effect at event time k
+  (`effect_dual_lq`, in lq units), and each lead covers 0, within simultaneous 95 % intervals (Bonferroni
+  over the coefficients checked);
 - baseline: the dual_post coefficient of column (2) covers the planted effects as TWFE weights them, i.e.
   the same regression (pyfixest, called directly) on the noise-free planted effect component `effect_lq`.
   docs/demo-data.md explains why TWFE weights a growing, staggered effect below its simple average;
@@ -38,7 +39,8 @@ def run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def merged(run: Path) -> pd.DataFrame:
     panel = pd.read_parquet(run / "results/panel/panel.parquet")
-    truth = pd.read_parquet(run / "results/demo/truth.parquet")[["city_code", "year", "effect_lq"]]
+    truth = pd.read_parquet(run / "results/demo/truth.parquet")
+    truth = truth[["city_code", "year", "effect_lq", "effect_dual_lq"]]
     return panel.merge(truth, on=["city_code", "year"], validate="1:1")
 
 
@@ -48,7 +50,7 @@ def test_event_study_covers_planted_dynamic_effects(run: Path, merged: pd.DataFr
     coef["k"] = coef["term"].str.removeprefix("rel_").astype(int)
     lo, hi = coef["k"].min(), coef["k"].max()
     dual = merged[merged["dual_year"].notna()]
-    planted = dual.groupby("years_since_dual")["effect_lq"].mean()
+    planted = dual.groupby("years_since_dual")["effect_dual_lq"].mean()
     # Interior event times only: the endpoint bins pool several years.
     checked = coef[(coef["k"] > lo) & (coef["k"] < hi)].copy()
     checked["planted"] = [planted.get(float(k), np.nan) if k >= 0 else 0.0 for k in checked["k"]]

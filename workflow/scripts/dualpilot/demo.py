@@ -42,8 +42,11 @@ from dualpilot.treatment import TREATMENT_COLUMNS, code_treatment
 DEFAULT_EFFECTS: dict[str, Any] = {
     "dual_lq": 0.12,  # effect of dual_post on lq in the first treated year (mean over dual cities)
     "dual_lq_growth": 0.02,  # added per year since dual_year (same scaling by city as dual_lq)
-    "sc_only_lq": 0.04,  # effect of being a smart-city pilot only (sc_post and not dual_post)
-    "lc_only_lq": 0.03,  # effect of being a low-carbon pilot only (lc_post and not dual_post)
+    # Effects of being a smart-city (low-carbon) pilot only (sc_post, lc_post and not dual_post). 0 by
+    # default: estimators that time the treatment by dual_year count single-pilot years as untreated, so
+    # a single-pilot effect breaks their parallel trends (docs/demo-data.md, "What identifies the ATT").
+    "sc_only_lq": 0.0,
+    "lc_only_lq": 0.0,
     "dual_ln_digital_pat": 0.15,  # effect of dual_post on ln(1 + digital_patents)
     "dual_ln_green_pat": 0.10,  # effect of dual_post on ln(1 + green_patents)
     "dual_human_capital": 15.0,  # effect of dual_post on students per 10,000 residents
@@ -537,6 +540,7 @@ class _Outcomes:
     lq_star: np.ndarray
     it_emp: np.ndarray
     effect_lq: np.ndarray
+    effect_parts: dict[str, np.ndarray]  # dual, sc_only, lc_only parts of effect_lq (lq* units)
     dual_scale: np.ndarray
     rich: np.ndarray
     clean: np.ndarray
@@ -570,11 +574,13 @@ def _outcomes(
     ever_dual = (dual_post * exists).max(axis=1) == 1
     scale = _heterogeneity(rich, clean, ever_dual, effects["heterogeneity"])
     since = np.where(dual_post == 1, yr - treat["dual_year"], 0.0)
-    effect_lq = (
-        dual_post * scale[:, None] * (effects["dual_lq"] + effects["dual_lq_growth"] * since)
-        + effects["sc_only_lq"] * sc_only
-        + effects["lc_only_lq"] * lc_only
-    )
+    dual_path = effects["dual_lq"] + effects["dual_lq_growth"] * since
+    parts = {
+        "dual": dual_post * scale[:, None] * dual_path,
+        "sc_only": effects["sc_only_lq"] * sc_only,
+        "lc_only": effects["lc_only_lq"] * lc_only,
+    }
+    effect_lq = parts["dual"] + parts["sc_only"] + parts["lc_only"]
     noise = _ar1(rng, n, nt, effects["lq_noise_rho"], effects["lq_noise_sd"])
     ln_gdp_pc = fund["ln_gdp_pc"]
     w = np.where(exists, fund["total_emp"], 0.0)
@@ -604,7 +610,8 @@ def _outcomes(
         raise ValueError("the planted students per 10,000 residents are <= 0 for some city-year")
     students = human_capital * fund["population"]
     return _Outcomes(
-        lq_star=lq_star, it_emp=it_emp, effect_lq=effect_lq, dual_scale=scale, rich=rich,
+        lq_star=lq_star, it_emp=it_emp, effect_lq=effect_lq, effect_parts=parts, dual_scale=scale,
+        rich=rich,
         clean=clean, effects={"ln_digital_pat": eff_dig, "ln_green_pat": eff_green,
                               "human_capital": eff_hc},
         digital=digital, green=green, ln_dig_star=ln_dig_star, ln_green_star=ln_green_star,
@@ -643,7 +650,8 @@ def _realised_lq(it_emp: pd.Series, total_emp: pd.Series, year: pd.Series) -> pd
 #: Columns of the analysis panel (`dualpilot.panel.PANEL_COLUMNS` plus the treatment coding).
 PANEL_COLUMNS: tuple[str, ...] = (*_BASE_PANEL_COLUMNS, *TREATMENT_COLUMNS)
 TRUTH_COLUMNS: tuple[str, ...] = (
-    "lq_star", "lq_print", "it_share", "effect_lq", "effect_ln_digital_pat", "effect_ln_green_pat",
+    "lq_star", "lq_print", "it_share", "lq_star_national_mean", "effect_lq", "effect_dual_lq",
+    "effect_sc_only_lq", "effect_lc_only_lq", "effect_ln_digital_pat", "effect_ln_green_pat",
     "effect_human_capital", "ln_digital_pat_star", "ln_green_pat_star", "dual_scale", "rich", "clean",
 )  # fmt: skip
 
@@ -732,6 +740,10 @@ def _simulate(
     panel["rich"] = out.rich[ii]
     panel["clean"] = out.clean[ii]
     panel["lq"] = _realised_lq(panel["it_emp"], panel["total_emp"], panel["year"])
+    # The true effects in the units of the realised lq = lq* / m_t: each component divided by m_t.
+    panel["lq_star_national_mean"] = panel["year"].map(_national_mean_lq_star(panel))
+    for name, part in out.effect_parts.items():
+        panel[f"effect_{name}_lq"] = part[take] / panel["lq_star_national_mean"]
     cities = pd.DataFrame(
         {
             "city_code": roster.codes,
@@ -746,6 +758,13 @@ def _simulate(
     cities = cities.join(timing, on="city_code")
     sim = _Simulation(panel=panel, cities=cities, fund=fund, exists=exists)
     return sim, smart_city
+
+
+def _national_mean_lq_star(panel: pd.DataFrame) -> pd.Series:
+    """m_t by year: the total_emp-weighted mean of lq* over the city-years whose lq is observed, so that
+    the realised lq = lq* / m_t (`location_quotient` on the generated values)."""
+    w = panel["total_emp"].where(panel["lq"].notna())
+    return (w * panel["lq_star"]).groupby(panel["year"]).sum() / w.groupby(panel["year"]).sum()
 
 
 def _finish_panel(panel: pd.DataFrame, rates_by_year: pd.Series) -> pd.DataFrame:
@@ -763,22 +782,25 @@ def _finish_panel(panel: pd.DataFrame, rates_by_year: pd.Series) -> pd.DataFrame
 
 
 def _summary(panel: pd.DataFrame, effects: dict[str, Any]) -> dict[str, Any]:
-    """Planted and realised average effects on the truth panel."""
+    """Planted and realised average effects on the truth panel.
+
+    ``att_dual_lq`` and ``event_path_dual_lq`` are in the units of the realised lq (effect_dual_lq: the
+    dual component divided by m_t), over the dual post city-years whose lq is observed; the path is the
+    mean by years since the dual start (with the number of city-years). ``att_dual_lq_planted`` is the
+    mean of the dual component in lq* units (before the division by m_t) over every dual post city-year."""
     dual = panel["dual_post"] == 1
     ever = panel.groupby("city_code")["dual_post"].transform("max") == 1
     obs = panel["lq"].notna()
-    dual_part = (panel["effect_lq"]).where(dual)
-    national = panel.assign(w=panel["total_emp"].where(obs)).assign(
-        wlq=lambda d: d["w"] * d["lq_star"]
-    )
-    m_t = national.groupby("year")["wlq"].sum() / national.groupby("year")["w"].sum()
-    realised = (panel["effect_lq"] / panel["year"].map(m_t)).where(dual & obs)
+    m_t = panel.groupby("year")["lq_star_national_mean"].first()
 
     def att(column: str, where: pd.Series) -> float:
         return float(panel.loc[where, column].mean())
 
     rich, clean = panel["rich"].astype(bool), panel["clean"].astype(bool)
     first = dual & (panel["years_since_dual"] == 0)
+    treated = panel.loc[dual & obs]
+    since = treated["years_since_dual"].astype(int)
+    path = treated.groupby(since)["effect_dual_lq"].agg(["mean", "size"])
     return {
         "n_cities": int(panel["city_code"].nunique()),
         "n_city_years": len(panel),
@@ -788,12 +810,22 @@ def _summary(panel: pd.DataFrame, effects: dict[str, Any]) -> dict[str, Any]:
             for k, v in panel.drop_duplicates("city_code")["dual_year"].value_counts().sort_index().items()
         },
         "groups": panel.drop_duplicates("city_code")["group"].value_counts().sort_index().to_dict(),
-        "att_dual_lq_planted": float(dual_part.mean()),
-        "att_dual_lq_realised": float(realised.mean()),
+        "att_dual_lq": att("effect_dual_lq", dual & obs),
+        "event_path_dual_lq": {
+            str(e): {"effect": float(row["mean"]), "city_years": int(row["size"])}
+            for e, row in path.iterrows()
+        },
+        "att_dual_lq_planted": att("effect_lq", dual),  # on dual rows effect_lq is the dual component
+        "att_sc_only_lq": att("effect_sc_only_lq", panel["sc_only_post"] == 1),
+        "att_lc_only_lq": att("effect_lc_only_lq", panel["lc_only_post"] == 1),
         "dual_lq_first_year_mean": att("effect_lq", first),
-        "att_dual_lq_by_rich": {"rich": att("effect_lq", dual & rich), "poor": att("effect_lq", dual & ~rich)},
+        "att_dual_lq_by_rich": {
+            "rich": att("effect_dual_lq", dual & obs & rich),
+            "poor": att("effect_dual_lq", dual & obs & ~rich),
+        },
         "att_dual_lq_by_clean": {
-            "clean": att("effect_lq", dual & clean), "dirty": att("effect_lq", dual & ~clean),
+            "clean": att("effect_dual_lq", dual & obs & clean),
+            "dirty": att("effect_dual_lq", dual & obs & ~clean),
         },
         "att_dual_ln_digital_pat": att("effect_ln_digital_pat", dual),
         "att_dual_ln_green_pat": att("effect_ln_green_pat", dual),
