@@ -659,3 +659,13 @@ def test_frame_table_labels_only_the_named_columns_and_groups() -> None:
     assert table.panels[1].rows[0].cells[2] == "-2.00"
     with pytest.raises(ValueError):
         frame_table(frame, columns={"missing": {"zh": "x", "en": "x"}})
+    # columns given by name are headed by their column:<name> entries of the label file
+    named = frame.assign(p_value=[0.0, 0.5, np.nan])
+    zh = frame_table(named, columns=["covariate", "value", "p_value"], labels=Labels(
+        {"column:covariate": ("变量", "Covariate"), "column:value": ("数值", "Value"),
+         "column:p_value": ("p 值", "p")}
+    ))  # fmt: skip
+    assert zh.header == ("变量", "数值", "p 值")
+    assert [row.cells[2] for row in zh.panels[0].rows] == ["< 0.001", "0.500", ""]
+    shipped = frame_table(named.rename(columns={"covariate": "comparison"}), columns=["comparison"])
+    assert shipped.header == (labels.get("column:comparison", "zh"),) == ("比较",)

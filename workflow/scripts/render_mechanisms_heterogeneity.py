@@ -3,12 +3,13 @@ heterogeneity coefficient plot (rule render_mechanisms_heterogeneity), drawn fro
 
 from dualpilot.runner import run
 
-TEST_HEADERS = {
-    "comparison": {"zh": "比较", "en": "Comparison"},
-    "gap": {"zh": "系数差异", "en": "Gap"},
-    "p_bdiff": {"zh": "经验 p 值（bdiff）", "en": "Empirical p (bdiff)"},
-    "p_two_sided": {"zh": "双侧经验 p 值", "en": "Two-sided empirical p"},
-}
+# Columns of the table, headed by their column:<name> entries of resources/labels/terms.csv.
+TEST_COLUMNS = (
+    "comparison",
+    "gap",
+    "p_bdiff",
+    "p_two_sided",
+)
 
 
 def main(inputs, outputs, params):
@@ -36,7 +37,7 @@ def main(inputs, outputs, params):
     render.write_table(split_table, outputs, "heterogeneity")
     test_table = tables.frame_table(
         heterogeneity.gap_tests(tidy),
-        columns=TEST_HEADERS,
+        columns=TEST_COLUMNS,
         language=language,
         group="dimension",
         label_columns=("comparison",),

@@ -3,16 +3,17 @@ the files rule estimate_psm_did wrote."""
 
 from dualpilot.runner import run
 
-BALANCE_HEADERS = {
-    "covariate": {"zh": "变量", "en": "Covariate"},
-    "sample": {"zh": "样本", "en": "Sample"},
-    "mean_treated": {"zh": "处理组均值", "en": "Mean treated"},
-    "mean_control": {"zh": "控制组均值", "en": "Mean control"},
-    "bias_pct": {"zh": "标准化偏差(%)", "en": "Std. bias (%)"},
-    "bias_reduction_pct": {"zh": "偏差减少(%)", "en": "Bias reduction (%)"},
-    "t_stat": {"zh": "t 值", "en": "t"},
-    "p_value": {"zh": "p 值", "en": "p"},
-}
+# Columns of the table, headed by their column:<name> entries of resources/labels/terms.csv.
+BALANCE_COLUMNS = (
+    "covariate",
+    "sample",
+    "mean_treated",
+    "mean_control",
+    "bias_pct",
+    "bias_reduction_pct",
+    "t_stat",
+    "p_value",
+)
 
 
 def main(inputs, outputs, params):
@@ -26,7 +27,7 @@ def main(inputs, outputs, params):
     render.write_analysis_table(inputs, outputs, "psm_did", labels=labels, settings=settings)
     balance = tables.frame_table(
         pd.read_csv(inputs.balance),
-        columns=BALANCE_HEADERS,
+        columns=BALANCE_COLUMNS,
         language=language,
         group="design",
         label_columns=("covariate", "sample"),

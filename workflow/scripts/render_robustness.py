@@ -4,13 +4,14 @@ and figure, the pilot-order table and the robustness-grid table."""
 
 from dualpilot.runner import run
 
-HONESTDID_HEADERS = {
-    "restriction": {"zh": "约束", "en": "Restriction"},
-    "method": {"zh": "方法", "en": "Method"},
-    "Mbar_or_M": {"zh": "M̄ 或 M", "en": "M̄ or M"},
-    "conf_low": {"zh": "置信下限", "en": "Lower bound"},
-    "conf_high": {"zh": "置信上限", "en": "Upper bound"},
-}
+# Columns of the table, headed by their column:<name> entries of resources/labels/terms.csv.
+HONESTDID_COLUMNS = (
+    "restriction",
+    "method",
+    "Mbar_or_M",
+    "conf_low",
+    "conf_high",
+)
 
 
 def main(inputs, outputs, params):
@@ -48,7 +49,7 @@ def main(inputs, outputs, params):
     honest = pd.read_csv(inputs.honestdid)
     table = tables.frame_table(
         honest,
-        columns=HONESTDID_HEADERS,
+        columns=HONESTDID_COLUMNS,
         language=language,
         group="target",
         label_columns=("restriction", "method"),

@@ -1056,7 +1056,7 @@ def load_table_specs(path: str | Path) -> dict[str, TableSpec]:
 def frame_table(
     frame: pd.DataFrame,
     *,
-    columns: Mapping[str, Mapping[str, str]],
+    columns: Sequence[str] | Mapping[str, Mapping[str, str]],
     language: Language = "zh",
     title: str | None = None,
     note: str | None = None,
@@ -1065,8 +1065,9 @@ def frame_table(
     label_columns: Sequence[str] = (),
     labels: Labels | Mapping[str, tuple[str, str]] | None = None,
 ) -> Table:
-    """A plain table of `frame` (e.g. a balance table): one row per record, the columns of `columns`
-    (column -> {"zh": header, "en": header}) in that order. Cells of `label_columns` (e.g. variable
+    """A plain table of `frame` (e.g. a balance table): one row per record, the columns of `columns` in
+    that order, headed by their ``column:<name>`` entries of the label file (or, given a mapping
+    column -> {"zh": header, "en": header}, by those texts). Cells of `label_columns` (e.g. variable
     names) and the panel titles get their display labels (`Labels.value`: ``<column>:<value>`` first,
     then the value's own label, then ``a - b`` of labelled values; an unlabelled value is printed as it
     is, with a logged warning); other text is printed as it is; numbers are formatted with `digits`
@@ -1076,7 +1077,10 @@ def frame_table(
     lang = check_language(language)
     require_columns(frame, [*columns, *([group] if group else [])], "the frame")
     lab = resolve_labels(labels)
-    header = tuple(columns[c][lang] for c in columns)
+    if isinstance(columns, Mapping):
+        header = tuple(columns[c][lang] for c in columns)
+    else:
+        header = tuple(lab.get(f"column:{c}", lang) for c in columns)
 
     def cell(value: object, column: str, label: bool) -> str:
         if isinstance(value, str):
