@@ -104,7 +104,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "placebo_estimate": "Placebo estimate",
         "density": "Kernel density",
         "p_value": "p-value",
-        "shift_axis": "Fake start moved earlier by (years)",
+        "shift_axis": "Years the fake start is moved earlier",
         "shift_coef": "Placebo estimate and {ci} confidence interval",
         "shift_title": "Time placebo: one estimate per shift",
     },
