@@ -132,8 +132,27 @@ def dag_outputs(work: Path) -> list[str]:
     return [line.split("\t")[0].rstrip("/") for line in lines[start + 1 :] if "\t" in line]
 
 
-def test_readme_result_map_equals_what_rule_all_builds(tmp_path: Path):
-    work = copy_workflow(tmp_path / "dag")
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory) -> Path:
+    """A temporary copy of the workflow with nothing built (for `--summary` and dry runs)."""
+    return copy_workflow(tmp_path_factory.mktemp("fresh"))
+
+
+# Jobs of a full rebuild of the default configuration when the render rules came (issue 12), 'all'
+# included; before them it was 74 (docs/performance.md).
+JOBS_BEFORE_RENDER_RULES = 74
+
+
+def test_a_full_rebuild_runs_fewer_jobs_than_before_the_render_rules(fresh: Path):
+    proc = snakemake(fresh, "--dry-run")
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    assert RENDER_RULES <= set(jobs), jobs
+    # every job but `all` runs a script in its own Python process
+    assert sum(jobs.values()) < JOBS_BEFORE_RENDER_RULES, jobs
+
+
+def test_readme_result_map_equals_what_rule_all_builds(fresh: Path):
+    work = fresh
     kinds = yaml.safe_load((work / "config/config.yaml").read_text())["placebo"]["kinds"]
     promised = readme_outputs((REPO / "README.md").read_text(encoding="utf-8"), kinds)
     built = dag_outputs(work)
@@ -142,12 +161,10 @@ def test_readme_result_map_equals_what_rule_all_builds(tmp_path: Path):
     not_built = [p for p in promised if not fnmatch.filter(built, p)]
     assert not_built == [], f"the README promises files that rule all does not build: {not_built}"
     # and every file rule all builds is in the map, apart from the shards of gathered results
-    unlisted = [
-        b
-        for b in built
-        if not any(fnmatch.fnmatch(b, p) for p in promised + INTERMEDIATE)
-    ]
-    assert unlisted == [], f"rule all builds files the README's result map does not list: {unlisted}"
+    unlisted = [b for b in built if not any(fnmatch.fnmatch(b, p) for p in promised + INTERMEDIATE)]
+    assert unlisted == [], (
+        f"rule all builds files the README's result map does not list: {unlisted}"
+    )
 
 
 def test_expand_braces_and_the_result_map_parser():
