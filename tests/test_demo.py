@@ -543,3 +543,73 @@ def test_truth_write(default_run, tmp_path) -> None:
     assert doc["summary"]["att_dual_lq_planted"] == pytest.approx(
         truth.summary["att_dual_lq_planted"]
     )
+
+
+# --- the numbers of docs/demo-data.md ------------------------------------------------------------------
+
+
+def _documented_numbers(heading: str) -> dict[str, list[str]]:
+    """Value column of the first table below `heading` in docs/demo-data.md: row label -> the decimal
+    numbers printed in it (as text, so their precision is known)."""
+    lines = (
+        (REPO / "docs/demo-data.md").read_text(encoding="utf-8").split(heading, 1)[1].splitlines()
+    )
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    out = {}
+    for line in lines[start + 2 : end]:  # below the header and its rule
+        label, value = (c.strip() for c in line.strip().strip("|").rsplit("|", 1))
+        out[label] = re.findall(r"-?\d+\.\d+", value)
+    return out
+
+
+def test_documented_numbers_match_the_generator(default_run, inputs, tmp_path) -> None:
+    """Every number of the table "How close the realised effects are to the planted ones" is what the
+    generator and the regressions give, to the printed precision."""
+    from demo_mutations import build_panel_outputs
+
+    out, truth = default_run
+    p, s = truth.panel, truth.summary
+    fe = f" + {CONTROLS} | city_code + year"
+
+    def twfe(y: str, data: pd.DataFrame = p) -> tuple[float, float]:
+        return _coef(f"{y} ~ dual_post" + fe, data)
+
+    # the panel as rule build_panel writes it (real ingestion, treatment coding, balanced sample)
+    built = pd.read_parquet(build_panel_outputs(out, tmp_path / "results")["parquet"])
+    q = p.dropna(subset=["lq", "open"])
+    untreated = q[q["dual_post"] == 0].groupby("city_code").size()
+    q = q[q["city_code"].isin(untreated[untreated >= 2].index)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gardner = pf.did2s(q, yname="lq", first_stage=f"~ sc_only_post + lc_only_post{fe}",
+                           second_stage="~ dual_post", treatment="dual_post", cluster="city_code")  # fmt: skip
+    static = {**demo.DEFAULT_EFFECTS, "dual_lq_growth": 0.0, "sc_only_lq": 0.0, "lc_only_lq": 0.0,
+              "heterogeneity": dict.fromkeys(("rich_clean", "rich_dirty", "poor_clean", "poor_dirty"), 1.0)}  # fmt: skip
+    flat = _run(inputs, tmp_path / "static", effects=static).panel
+    rich, clean = p["rich"], p["clean"]
+    by_rich, by_clean = s["att_dual_lq_by_rich"], s["att_dual_lq_by_clean"]
+    want = [
+        [s["att_dual_lq"]],
+        [s["att_dual_lq_planted"]],
+        [s["dual_lq_first_year_mean"]],
+        [by_rich["rich"], by_rich["poor"], by_clean["clean"], by_clean["dirty"]],
+        [*twfe("lq")],
+        [twfe("effect_dual_lq")[0]],
+        [twfe("lq_print")[0]],
+        [*twfe("lq", built)],
+        [float(gardner.coef()["dual_post"]), float(gardner.se()["dual_post"]),
+         q.loc[q["dual_post"] == 1, "effect_dual_lq"].mean()],
+        [twfe("lq", p[rich])[0], twfe("lq", p[~rich])[0], twfe("lq", p[clean])[0],
+         twfe("lq", p[~clean])[0]],
+        [twfe("ln_digital_pat")[0], twfe("ln_green_pat")[0], twfe("human_capital")[0], 0.15, 0.10],
+        [*twfe("lq", flat), 0.12],
+    ]  # fmt: skip
+    documented = _documented_numbers("## How close the realised effects are to the planted ones")
+    assert len(documented) == len(want)
+    for (label, printed), values in zip(documented.items(), want, strict=True):
+        assert len(printed) == len(values), (label, printed)
+        for text, value in zip(printed, values, strict=True):
+            half_digit = 0.5 * 10 ** -len(text.split(".")[1])
+            assert abs(float(text) - value) <= half_digit + 1e-9, (label, text, value)
+    assert built["city_code"].nunique() == 283
