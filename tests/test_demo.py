@@ -38,6 +38,11 @@ YEARS = (2006, 2023)
 EDITIONS = range(YEARS[0] + 1, YEARS[1] + 2)
 CONTROLS = "ln_gdp_pc + ln_density + industry + gov + open + finance"
 MARKERS = {"", "—", "-", "…", "..", "NA"}
+#: One constant dual effect: no growth, no single-pilot effects, no heterogeneity.
+STATIC_EFFECTS = {
+    **demo.DEFAULT_EFFECTS, "dual_lq_growth": 0.0, "sc_only_lq": 0.0, "lc_only_lq": 0.0,
+    "heterogeneity": dict.fromkeys(("rich_clean", "rich_dirty", "poor_clean", "poor_dirty"), 1.0),
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -419,12 +424,24 @@ def _coef(formula: str, data: pd.DataFrame, term: str = "dual_post") -> tuple[fl
     return float(fit.coef()[term]), float(fit.se()[term])
 
 
+def _gardner(p: pd.DataFrame) -> tuple[float, float, float]:
+    """Gardner's two-stage imputation (pyfixest.did2s; single-pilot states and the controls in the first
+    stage) of lq on dual_post: coefficient, standard error, and the true ATT (effect_dual_lq) on its sample."""
+    q = p.dropna(subset=["lq", "open"])
+    untreated = q[q["dual_post"] == 0].groupby("city_code").size()
+    q = q[q["city_code"].isin(untreated[untreated >= 2].index)]  # did2s cannot drop singletons
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = pf.did2s(q, yname="lq", first_stage=f"~ sc_only_post + lc_only_post + {CONTROLS} | city_code + year",
+                       second_stage="~ dual_post", treatment="dual_post", cluster="city_code")  # fmt: skip
+    att = q.loc[q["dual_post"] == 1, "effect_dual_lq"].mean()
+    return float(fit.coef()["dual_post"]), float(fit.se()["dual_post"]), float(att)
+
+
 def test_twfe_recovers_a_static_homogeneous_effect(inputs, tmp_path) -> None:
     """With one constant dual effect (no growth, no single-pilot effects, no heterogeneity) TWFE is
     unbiased: the coefficient must be within 0.015 of the planted 0.12 (about 2.5 standard errors)."""
-    static = {**demo.DEFAULT_EFFECTS, "dual_lq_growth": 0.0, "sc_only_lq": 0.0, "lc_only_lq": 0.0,
-              "heterogeneity": dict.fromkeys(("rich_clean", "rich_dirty", "poor_clean", "poor_dirty"), 1.0)}  # fmt: skip
-    truth = _run(inputs, tmp_path / "static", effects=static)
+    truth = _run(inputs, tmp_path / "static", effects=STATIC_EFFECTS)
     b, se = _coef(f"lq ~ dual_post + {CONTROLS} | city_code + year", truth.panel)
     assert abs(b - 0.12) < 0.015
     assert 0.002 < se < 0.01  # tight, but not zero
@@ -446,16 +463,9 @@ def test_default_effects_are_recovered(default_run) -> None:
     b, _ = _coef("lq ~ dual_post" + fe, p)
     b_star, _ = _coef("effect_lq ~ dual_post" + fe, p)
     assert abs(b - b_star) < 0.015
-    q = p.dropna(subset=["lq", "open"])
-    untreated = q[q["dual_post"] == 0].groupby("city_code").size()
-    q = q[q["city_code"].isin(untreated[untreated >= 2].index)]  # did2s cannot drop singletons
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = pf.did2s(q, yname="lq", first_stage=f"~ sc_only_post + lc_only_post{fe}",
-                       second_stage="~ dual_post", treatment="dual_post", cluster="city_code")  # fmt: skip
-    att = q.loc[q["dual_post"] == 1, "effect_lq"].mean()
-    assert abs(att - truth.summary["att_dual_lq_planted"]) < 0.005
-    assert abs(float(fit.coef()["dual_post"]) - att) < 0.03
+    gardner, _, att = _gardner(p)
+    assert abs(att - truth.summary["att_dual_lq"]) < 0.005
+    assert abs(gardner - att) < 0.03
     for y, effect, tol in (("ln_digital_pat", "dual_ln_digital_pat", 0.04),
                            ("ln_green_pat", "dual_ln_green_pat", 0.04),
                            ("human_capital", "dual_human_capital", 2.0)):  # fmt: skip
@@ -497,10 +507,8 @@ def test_real_ingestion_reads_the_demo(default_run, inputs) -> None:
 
 
 def test_generate_panel_is_analysis_ready_and_recovers_a_static_effect(inputs) -> None:
-    static = {**demo.DEFAULT_EFFECTS, "dual_lq_growth": 0.0, "sc_only_lq": 0.0, "lc_only_lq": 0.0,
-              "heterogeneity": dict.fromkeys(("rich_clean", "rich_dirty", "poor_clean", "poor_dirty"), 1.0)}  # fmt: skip
-    a = demo.generate_panel(600, 18, 7, static, usd_cny=inputs["usd_cny"])
-    b = demo.generate_panel(600, 18, 7, static, usd_cny=inputs["usd_cny"])
+    a = demo.generate_panel(600, 18, 7, STATIC_EFFECTS, usd_cny=inputs["usd_cny"])
+    b = demo.generate_panel(600, 18, 7, STATIC_EFFECTS, usd_cny=inputs["usd_cny"])
     pd.testing.assert_frame_equal(a, b)
     assert list(a.columns[: len(demo.PANEL_COLUMNS)]) == list(demo.PANEL_COLUMNS)
     assert len(a) == 600 * 18 and a["lq"].notna().all() and a["dual_post"].sum() > 0
@@ -577,16 +585,7 @@ def test_documented_numbers_match_the_generator(default_run, inputs, tmp_path) -
 
     # the panel as rule build_panel writes it (real ingestion, treatment coding, balanced sample)
     built = pd.read_parquet(build_panel_outputs(out, tmp_path / "results")["parquet"])
-    q = p.dropna(subset=["lq", "open"])
-    untreated = q[q["dual_post"] == 0].groupby("city_code").size()
-    q = q[q["city_code"].isin(untreated[untreated >= 2].index)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        gardner = pf.did2s(q, yname="lq", first_stage=f"~ sc_only_post + lc_only_post{fe}",
-                           second_stage="~ dual_post", treatment="dual_post", cluster="city_code")  # fmt: skip
-    static = {**demo.DEFAULT_EFFECTS, "dual_lq_growth": 0.0, "sc_only_lq": 0.0, "lc_only_lq": 0.0,
-              "heterogeneity": dict.fromkeys(("rich_clean", "rich_dirty", "poor_clean", "poor_dirty"), 1.0)}  # fmt: skip
-    flat = _run(inputs, tmp_path / "static", effects=static).panel
+    flat = _run(inputs, tmp_path / "static", effects=STATIC_EFFECTS).panel
     rich, clean = p["rich"], p["clean"]
     by_rich, by_clean = s["att_dual_lq_by_rich"], s["att_dual_lq_by_clean"]
     want = [
@@ -598,8 +597,7 @@ def test_documented_numbers_match_the_generator(default_run, inputs, tmp_path) -
         [twfe("effect_dual_lq")[0]],
         [twfe("lq_print")[0]],
         [*twfe("lq", built)],
-        [float(gardner.coef()["dual_post"]), float(gardner.se()["dual_post"]),
-         q.loc[q["dual_post"] == 1, "effect_dual_lq"].mean()],
+        [*_gardner(p)],
         [twfe("lq", p[rich])[0], twfe("lq", p[~rich])[0], twfe("lq", p[clean])[0],
          twfe("lq", p[~clean])[0]],
         [twfe("ln_digital_pat")[0], twfe("ln_green_pat")[0], twfe("human_capital")[0], 0.15, 0.10],
