@@ -345,3 +345,13 @@ def test_two_treatment_design_recovers_the_states_on_the_default_demo(runs) -> N
     states = out[out["model"] == "imputation_states"].set_index("term")["estimate"]
     assert abs(states["dual_post"] - run["summary"]["att_dual_lq"]) < 0.01
     assert abs(states["sc_only_post"]) < 0.005 and abs(states["lc_only_post"]) < 0.005
+
+
+@pytest.mark.workflow
+def test_rule_all_writes_the_recovery_table(small_study: Path, runs) -> None:
+    """`snakemake` on the demo builds results/tables/demo_recovery.csv by rule estimate_demo_recovery,
+    equal to the in-process table of the default demo (the small study changes no estimation setting)."""
+    table = pd.read_csv(small_study / "results/tables/demo_recovery.csv").set_index("estimator")
+    pd.testing.assert_frame_equal(table, runs["default"]["table"], rtol=1e-9)
+    log = (small_study / "logs/estimate_demo_recovery.log").read_text(encoding="utf-8")
+    assert log.count(", covered") == len(table)
