@@ -585,3 +585,26 @@ def test_prepare_event_study_rejects_bad_layouts(times, message):
     n = len(times)
     with pytest.raises(hd.HonestDiDError, match=message):
         hd.prepare_event_study(times, np.zeros(n), np.eye(n))
+
+
+def test_normalise_at_base_differences_with_the_joint_covariance():
+    # an event study that estimated its base period (the imputation leads), in any order
+    times = [0, -1, -3, 1, -2]
+    est = np.array([0.5, 0.1, -0.2, 0.7, 0.05])
+    rng = np.random.default_rng(3)
+    root = rng.normal(size=(5, 5))
+    vcov = root @ root.T
+    kept, beta, sigma = hd.normalise_at_base(times, est, vcov, base_period=-1)
+    assert kept == [0, -3, 1, -2]
+    np.testing.assert_allclose(beta, est[[0, 2, 3, 4]] - est[1], rtol=0, atol=1e-15)
+    # Var(b_s - b_base, b_t - b_base) written out entry by entry
+    idx = [0, 2, 3, 4]
+    want = np.array([[vcov[s, t] - vcov[s, 1] - vcov[1, t] + vcov[1, 1] for t in idx] for s in idx])
+    np.testing.assert_allclose(sigma, want, rtol=1e-12)
+    # the result is in the layout prepare_event_study takes
+    _, _, num_pre, num_post = hd.prepare_event_study(kept, beta, sigma)
+    assert (num_pre, num_post) == (2, 2)
+    with pytest.raises(hd.HonestDiDError, match="estimate it once"):
+        hd.normalise_at_base([-2, 0, 1], np.zeros(3), np.eye(3))
+    with pytest.raises(hd.HonestDiDError, match="do not match"):
+        hd.normalise_at_base([-1, 0], np.zeros(3), np.eye(3))

@@ -42,6 +42,7 @@ from dualpilot.staggered import (
     cs_att_gt,
     goodman_bacon,
     imputation_did,
+    imputation_did_with_vcov,
     sun_abraham,
 )
 
@@ -501,8 +502,7 @@ def test_imputation_equals_did2s(
     ever = g > 0
     rel = np.where(ever, df["t"] - g, np.nan)
     untreated = ~ever | (rel < -anticipation)
-    e_values = np.unique(rel[ever])
-    e_values = e_values[(e_values >= -anticipation) | (e_values < -1 - anticipation)]
+    e_values = np.unique(rel[ever])  # every lead, e = -1 - anticipation included (not omitted)
     specs = {
         "simple": {"ATT": ever & (rel >= 0)},
         "dynamic": {f"rel_{int(e)}": ever & (rel == e) for e in e_values},
@@ -518,6 +518,21 @@ def test_imputation_equals_did2s(
         tau = _imputation_dense(df, untreated, covs)
         dense = [tau[m].mean() for m in masks.values()]
         np.testing.assert_allclose(rows["estimate"], dense, rtol=0, atol=1e-10)
+        # the covariance of the aggregation's terms is did2s's (HonestDiD reads it)
+        _, vcovs = imputation_did_with_vcov(
+            df, "unit", "t", "g", "y", covs or None, anticipation=anticipation
+        )
+        vcov = vcovs[aggregation]
+        assert list(vcov.index) == list(vcov.columns) == list(masks)
+        np.testing.assert_allclose(vcov.to_numpy(), fit._vcov, rtol=1e-6, atol=1e-14)
+    # did2s's own event study omits e = -1 - anticipation: no other lead or lag changes
+    ref = f"rel_{-1 - anticipation}"
+    dynamic = {k: m for k, m in specs["dynamic"].items() if k != ref}
+    names = {f"d{k}": m for k, m in enumerate(dynamic.values())}
+    fit = _did2s(df, names, untreated, covs)
+    rows = _rows(res, "dynamic").drop(index=ref)
+    np.testing.assert_allclose(rows["estimate"], fit.coef()[list(names)], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(rows["std_error"], fit.se()[list(names)], rtol=1e-6)
 
 
 def test_imputation_rejects_absorbed_covariates() -> None:

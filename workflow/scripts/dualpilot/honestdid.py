@@ -1054,6 +1054,43 @@ def prepare_event_study(
     return beta[order], sigma[np.ix_(order, order)], num_pre, num_post
 
 
+def normalise_at_base(
+    event_times: Sequence[int],
+    estimates: Sequence[float] | np.ndarray,
+    vcov: Sequence[Sequence[float]] | np.ndarray,
+    *,
+    base_period: int = -1,
+) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Re-express an event study that estimated its base period relative to it.
+
+    For estimators that omit no period (the imputation estimator's leads are mean first-stage
+    residuals, not differences from e = -1), HonestDiD's layout needs ``b_e - b_base`` for every other
+    e, with covariance ``A V A'`` (``A`` = identity minus the base column). Under a trend violation
+    ``delta`` the imputation coefficients are ``delta_e - c`` (pre) and ``tau_e + delta_e - c``
+    (post) for one constant ``c`` absorbed by the unit effects, so the differences are
+    ``delta_e - delta_base`` and ``tau_e + delta_e - delta_base``: the structure HonestDiD assumes.
+    Returns (event times without the base, normalised estimates, their covariance).
+    """
+    times = [int(t) for t in event_times]
+    beta = np.asarray(estimates, dtype=float).ravel()
+    sigma = np.asarray(vcov, dtype=float)
+    if not (len(times) == beta.size and sigma.shape == (beta.size, beta.size)):
+        raise HonestDiDError(
+            f"{len(times)} event times, {beta.size} estimates and a {sigma.shape} covariance "
+            "matrix do not match"
+        )
+    if times.count(base_period) != 1:
+        raise HonestDiDError(
+            f"to normalise at the base period {base_period} the event study must estimate it once; "
+            f"event times {sorted(times)}"
+        )
+    b = times.index(base_period)
+    keep = [i for i in range(len(times)) if i != b]
+    a = np.eye(len(times))[keep]
+    a[:, b] = -1.0
+    return [times[i] for i in keep], a @ beta, a @ sigma @ a.T
+
+
 def sd_upper_bound_mpre(
     beta: Sequence[float] | np.ndarray,
     sigma: Sequence[Sequence[float]] | np.ndarray,

@@ -1175,7 +1175,12 @@ def _two_stage(
     return beta, inv @ (w.T @ w) @ inv
 
 
-def imputation_did(
+def imputation_did(*args: object, **kwargs: object) -> pd.DataFrame:
+    """The tidy rows of `imputation_did_with_vcov` (same arguments), without the vcovs."""
+    return imputation_did_with_vcov(*args, **kwargs)[0]  # type: ignore[arg-type]
+
+
+def imputation_did_with_vcov(
     data: pd.DataFrame,
     unit: str,
     time: str,
@@ -1188,20 +1193,30 @@ def imputation_did(
     cluster: str | None = None,
     aggregations: Sequence[Aggregation] = ("simple", "dynamic", "group"),
     alpha: float = 0.05,
-) -> pd.DataFrame:
-    """Borusyak-Jaravel-Spiess imputation estimator (= Gardner's did2s point estimates).
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Borusyak-Jaravel-Spiess imputation estimator (= Gardner's did2s point estimates), with the
+    covariance matrix of each aggregation's terms (aggregation -> DataFrame labelled by term).
 
     Step 1: fit y = unit + period effects (+ covariates' slopes) on untreated observations
     (never treated, or t < g - anticipation). Step 2: impute Y(0) for the other observations;
     tau_it = y - Y0_hat. Step 3: average tau: "simple" (ATT over all e >= 0 observations, each
     observation weighted equally), "dynamic" (rel_<e> for each e >= -anticipation; with
-    `pretrends`, also rel_<e> for e < -1 - anticipation = mean first-stage residual of the
-    not-yet-treated observations of eventually treated units at that e, i.e. did2s's event-study
-    leads with reference e = -1 - anticipation, not BJS's separate pre-trend regression), "group"
-    (group_<g>: cohort g's e >= 0 observations). Each aggregation is a did2s second stage on
-    mutually exclusive dummies; SEs are the did2s GMM cluster-robust SEs by `cluster` (default:
-    unit), without small-sample factor; p-values and intervals use t(G-1). Unbalanced panels are
-    allowed as long as every treated unit has an untreated period.
+    `pretrends`, also rel_<e> for every e <= -1 - anticipation = mean first-stage residual of the
+    not-yet-treated observations of eventually treated units at that e), "group" (group_<g>:
+    cohort g's e >= 0 observations).
+
+    The leads are reported as they are: mean first-stage residuals, which average to zero over all
+    untreated observations. They are NOT normalised at e = -1 (no period is omitted: rel_-1 is a lead
+    with its own estimate and SE), and they are not BJS's separate pre-trend regression. Each lead
+    equals did2s's event-study lead at that e (did2s omits e = -1, but its second stage has mutually
+    exclusive dummies and no intercept, so omitting one changes no other coefficient or SE). To
+    express the dynamic effects relative to e = -1 (as HonestDiD needs), difference them using the
+    returned vcov (`dualpilot.honestdid.normalise_at_base`).
+
+    Each aggregation is a did2s second stage on mutually exclusive dummies; SEs and vcovs are the
+    did2s GMM cluster-robust ones by `cluster` (default: unit), without small-sample factor; p-values
+    and intervals use t(G-1). Unbalanced panels are allowed as long as every treated unit has an
+    untreated period.
     """
     aggs = _check_aggregations(aggregations)
     _check_alpha(alpha)
@@ -1225,11 +1240,14 @@ def imputation_did(
     z_crit = stats.t.ppf(1 - alpha / 2, n_cl - 1)
     post = ever & (rel >= 0)
 
+    vcovs: dict[str, pd.DataFrame] = {}
+
     def block(
         name: str, masks: list[np.ndarray], terms: list[str], g: np.ndarray, e: np.ndarray
     ) -> _Block:
         x2 = np.column_stack(masks).astype(float)
         beta, vcov = _two_stage(first, x2, panel.cluster, n_cl)
+        vcovs[name] = pd.DataFrame(vcov, index=terms, columns=terms)
         k = len(terms)
         return _Block(name, terms, beta, np.sqrt(np.diag(vcov)), np.full(k, z_crit), g, _nan(k), e)
 
@@ -1241,7 +1259,7 @@ def imputation_did(
             es = np.unique(rel[ever & ~untreated])
             if pretrends:
                 leads = np.unique(rel[ever & untreated])
-                es = np.concatenate([leads[leads < -1 - anticipation], es])
+                es = np.concatenate([leads, es])
             blocks.append(
                 block(
                     "dynamic",
@@ -1264,7 +1282,7 @@ def imputation_did(
             )
     if not blocks:
         raise ValueError("no aggregation requested")
-    return _tidy(
+    tidy = _tidy(
         blocks,
         estimator="imputation",
         df=n_cl - 1,
@@ -1275,6 +1293,7 @@ def imputation_did(
         fixed_effects="unit+time",
         vcov=f"did2s GMM, clustered by {cluster or unit}",
     )
+    return tidy, vcovs
 
 
 # --------------------------------------------------------------------------------------------
