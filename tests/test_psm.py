@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -170,6 +172,39 @@ def test_caliper_drops_the_right_treated_units():
     wider = psm.nearest_neighbor_match(ps, tr, k=2, caliper=0.126, common=True, ties="first")
     assert links_of(wider) == {5: [0, 1], 6: [1, 3], 7: [2, 4]}
     np.testing.assert_allclose(wider.weight[:5], [0.5, 1.0, 0.5, 0.5, 0.5])
+
+
+def test_caliper_in_sds_of_the_logit_by_hand():
+    """Austin (2011): match on logit(p), caliper 0.2 SD of logit(p) over every unit of the pool.
+
+    Controls 0.5, 0.9, 0.99 and treated 0.55, 0.95 have logits 0, ln 9 = 2.1972, ln 99 = 4.5951,
+    ln(11/9) = 0.2007 and ln 19 = 2.9444: mean 1.9875, sample SD 1.9302, caliper 0.2 SD = 0.3860.
+    0.55 is 0.2007 from 0.5 on the logit (kept); 0.95 is nearest to 0.9 on the logit (0.7472,
+    against 1.6507 to 0.99) and beyond the caliper (off support). On the probability scale 0.95 is
+    nearest to 0.99 (0.04 against 0.05), so the scale changes the match, not only the caliper."""
+    ps = np.array([0.5, 0.9, 0.99, 0.55, 0.95])
+    tr = np.array([0, 0, 0, 1, 1], dtype=bool)
+    logits = [math.log(p / (1 - p)) for p in ps]
+    assert logits[1:4] == pytest.approx([math.log(9), math.log(99), math.log(11 / 9)])
+    mean = sum(logits) / 5
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logits) / 4)
+    assert (mean, sd, 0.2 * sd) == pytest.approx((1.98749, 1.93018, 0.38604), abs=1e-5)
+
+    opts = MatchOptions(k=1, caliper=0.2, caliper_scale="logit_sd")
+    score, caliper = psm.matching_score(ps, opts)
+    np.testing.assert_allclose(score, logits, rtol=1e-14)
+    assert caliper == pytest.approx(0.2 * sd, rel=1e-12)
+    m = psm.match_scores(ps, tr, opts)
+    assert links_of(m) == {3: [0]}
+    assert m.unmatched.tolist() == [False, False, False, False, True]
+    assert m.pairs["distance"].tolist() == pytest.approx([math.log(11 / 9)])
+    no_caliper = psm.match_scores(ps, tr, replace(opts, caliper=None))
+    assert links_of(no_caliper) == {3: [0], 4: [1]}
+    on_p = psm.match_scores(ps, tr, replace(opts, caliper=0.06, caliper_scale="pscore"))
+    assert links_of(on_p) == {3: [0], 4: [2]}
+    assert "caliper 0.2 SD of logit(p)" in opts.describe()
+    with pytest.raises(PsmError, match="exactly 0 or 1"):
+        psm.matching_score(np.array([0.2, 1.0]), opts)
 
 
 def test_common_support_excludes_treated_outside_the_control_range():
@@ -509,12 +544,14 @@ def test_missing_covariates_are_counted_not_matched(small_panel):
 
 
 def test_run_all_designs(small_panel):
-    out = psm.run_all_designs(small_panel, controls=CONTROLS, method="kernel")
-    assert out.tidy["model"].tolist() == [psm.FULL_MODEL] + [f"psm_{d}" for d in psm.DESIGNS]
+    out = psm.run_all_designs(small_panel, controls=CONTROLS, method="kernel", k=[1, 4])
+    # kernel matching has no k: one model per design, the unmatched DiD last
+    assert out.tidy["model"].tolist() == [f"psm_{d}" for d in psm.DESIGNS] + [psm.FULL_MODEL]
     full = est.fit(small_panel, outcome="lq", terms=["dual_post"], controls=CONTROLS)
-    assert out.tidy["estimate"].iloc[0] == pytest.approx(full.coef["dual_post"], abs=1e-12)
+    assert out.tidy["estimate"].iloc[-1] == pytest.approx(full.coef["dual_post"], abs=1e-12)
     assert set(out.balance["design"]) == set(psm.DESIGNS) == set(out.summary["design"])
-    assert list(out.balance.columns) == list(psm.BALANCE_COLUMNS)
+    assert list(out.balance.columns) == ["design", "model", "k", *psm.BALANCE_COLUMNS[1:]]
+    assert out.balance["k"].isna().all()
     # the planted effect (0.30, covariates independent of treatment) is recovered by every design
     np.testing.assert_allclose(out.tidy["estimate"], 0.30, atol=0.03)
 
@@ -542,3 +579,53 @@ def test_density_figure(small_panel, tmp_path):
     stacked = pd.concat([res.scores, res.scores.assign(design="other")])
     with pytest.raises(PsmError, match="several designs"):
         psm.pscore_density_figure(stacked, language="en")
+
+
+# --------------------------------------------------------------------------------------------------
+# The shipped defaults and the PSM-DID table
+# --------------------------------------------------------------------------------------------------
+
+
+def test_default_table_heads_with_baseline_matching_and_shows_1to1_and_1to4(small_panel):
+    """config/config.yaml: baseline design first, 1:1 and 1:4 side by side, caliper 0.2 SD of the
+    logit; the rendered table (both languages) has that column order and the note on post-treatment
+    matching of the pooled and year-by-year designs."""
+    import yaml
+
+    from dualpilot import render, tables
+
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "config" / "config.yaml").read_text(encoding="utf-8"))
+    options = dict(config["psm"])
+    options.pop("figure_design")
+    designs = options.pop("designs")
+    assert designs[0] == "baseline" and options["k"] == [1, 4]
+    assert (options["caliper"], options["caliper_scale"]) == (0.2, "logit_sd")
+    out = psm.run_all_designs(small_panel, controls=CONTROLS, designs=designs, **options)
+    models = [f"psm_{d}_k{k}" for d in designs for k in (1, 4)] + [psm.FULL_MODEL]
+    assert out.tidy["model"].tolist() == models
+    first = out.tidy.iloc[0]
+    assert "cities matched on means up to 2009" in first["sample"]
+    assert "nearest 1:1 on logit(p), caliper 0.2 SD of logit(p)" in first["sample"]
+    assert "nearest 1:4" in out.tidy.iloc[1]["sample"]
+    pooled = out.tidy.set_index("model").loc["psm_pooled_k1", "sample"]
+    assert "covariates measured after treatment" in pooled
+    # the two ratios match differently (1:4 uses more controls)
+    used = out.summary.set_index("model")["n_controls_used"]
+    assert used["psm_baseline_k4"] > used["psm_baseline_k1"]
+    labels = tables.load_labels()
+    expected = {
+        "zh": ["基期匹配 1:1", "基期匹配 1:4", "混合匹配 1:1", "混合匹配 1:4", "逐年匹配 1:1",
+               "逐年匹配 1:4", "全样本"],
+        "en": ["Baseline matching 1:1", "Baseline matching 1:4", "Pooled matching 1:1",
+               "Pooled matching 1:4", "Year-by-year matching 1:1", "Year-by-year matching 1:4",
+               "Full sample"],
+    }  # fmt: skip
+    note = {"zh": "按处理后测得的协变量匹配", "en": "covariates measured after treatment"}
+    for language in ("zh", "en"):
+        table = render.analysis_table(
+            out.tidy, "psm_did", specs_path=root / "resources" / "labels" / "tables.csv",
+            labels=labels, settings=config["tables"] | {"language": language},
+        )  # fmt: skip
+        assert list(table.header[1:]) == expected[language]
+        assert note[language] in " ".join(table.notes)

@@ -29,7 +29,7 @@ def main(inputs, outputs, params):
         pd.read_csv(inputs.balance),
         columns=BALANCE_COLUMNS,
         language=language,
-        group="design",
+        group="model",
         label_columns=("covariate", "sample"),
         title={"zh": "倾向得分匹配平衡性检验", "en": "Covariate balance before and after matching"}[
             language
@@ -38,9 +38,12 @@ def main(inputs, outputs, params):
         labels=labels,
     )
     render.write_table(balance, outputs, "psm_balance")
-    fig = psm.pscore_density_figure(
-        pd.read_parquet(inputs.scores), design=params.figure_design, language=language
-    )
+    scores = pd.read_parquet(inputs.scores)
+    # the first matching of the design (with 1:1 and 1:4 side by side: 1:1 as configured first)
+    drawn = scores.loc[scores["design"] == params.figure_design, "model"]
+    if drawn.empty:
+        raise psm.PsmError(f"psm.figure_design {params.figure_design!r} is not among psm.designs")
+    fig = psm.pscore_density_figure(scores, model=drawn.iloc[0], language=language)
     plots.save_figure(fig, outputs.png, outputs.pdf, dpi=params.figures["dpi"])
 
 

@@ -1,15 +1,17 @@
 """PSM-DID: propensity-score matching, then the baseline DiD re-estimated on the matched sample.
 
-Three matching designs (docs/psm-did.md explains why the third is recommended):
+Three matching designs (docs/psm-did.md explains why the first is the headline):
 
-- ``"pooled"``: the units are city-years, matched in one pool over all years (what most applied papers
-  do). Matches may come from other years, a city's matched controls change from year to year and,
-  with ``treat="current"`` (treated = the city-year's ``dual_post``), a treated city-year can be
-  matched to a pre-treatment year of the same city (counted as `n_self_matches`).
-- ``"by_year"``: the units are city-years, matched within each year (one logit per year).
-- ``"baseline"`` (recommended): the units are cities, described by their pre-period means of the
+- ``"baseline"`` (the headline): the units are cities, described by their pre-period means of the
   covariates (years <= `baseline_end`), treated = ever dual within the panel; matched once, and the
   matched cities are kept in every year.
+- ``"pooled"``: the units are city-years, matched in one pool over all years (what most applied papers
+  do). Treated city-years after the dual start are matched on covariates measured after treatment
+  (which the policy may have moved). Matches may come from other years, a city's matched controls
+  change from year to year and, with ``treat="current"`` (treated = the city-year's ``dual_post``), a
+  treated city-year can be matched to a pre-treatment year of the same city (`n_self_matches`).
+- ``"by_year"``: the units are city-years, matched within each year (one logit per year); after the
+  dual start, too, on covariates measured after treatment.
 
 Propensity score: a logit of the treatment indicator on a constant and the covariates, fitted by
 maximum likelihood with statsmodels (Newton). psmatch2 fits a probit unless ``logit`` is given; the
@@ -17,13 +19,18 @@ applied literature passes ``logit``, and so do we. Units with a missing covariat
 psmatch2's sample marking does) and counted in the summary. Perfect separation, a rank-deficient
 design or a failed convergence raise `PsmError`.
 
-Matching on the propensity score itself (not its log odds), following psmatch2 where it has a rule:
+The matching scale (`caliper_scale`): ``"logit_sd"`` (default, Austin 2011) matches nearest neighbours
+on the logit of the score, log(p / (1 - p)), with the caliper in standard deviations of that logit
+(sample SD, ddof = 1, over every scored unit of the pool): caliper 0.2 keeps a neighbour only if
+|logit p_i - logit p_j| < 0.2 SD. ``"pscore"`` matches on the probability itself with the caliper in
+probability units, as psmatch2's ``caliper()``. Kernel matching always uses the probability scale (its
+bandwidth is psmatch2's). Otherwise the rules follow psmatch2 where it has one:
 
 - Common support (``common=True``, psmatch2 ``common``): treated units whose score lies below the
   smallest or above the largest control score are off support and are not matched.
 - Nearest neighbour 1:k (psmatch2 ``neighbor(k)``): each treated unit takes its k nearest controls.
-  Caliper (psmatch2 ``caliper()``): only neighbours with ``|p_i - p_j| < caliper`` (strict, as in
-  psmatch2's code) are kept; a treated unit with none is off support. Each of the n_i controls kept
+  Caliper (psmatch2 ``caliper()``): only neighbours at a distance below the caliper (strict, as in
+  psmatch2's code; distance and caliper on the matching scale) are kept; a treated unit with none is off support. Each of the n_i controls kept
   for treated unit i gets 1/n_i, and a control's weight is the sum over the treated units using it
   (psmatch2 ``_weight``: for k = 1 without ties, the number of times it is used). Treated units on
   support get weight 1.
@@ -92,19 +99,24 @@ Order = Literal["descending", "ascending", "random"]
 Treat = Literal["ever", "current"]
 DidWeights = Literal["weights", "unweighted"]
 
-DESIGNS: tuple[str, ...] = ("pooled", "by_year", "baseline")
-"""The matching designs, in the order `run_all_designs` reports them."""
+CaliperScale = Literal["logit_sd", "pscore"]
+
+DESIGNS: tuple[str, ...] = ("baseline", "pooled", "by_year")
+"""The matching designs, the headline (baseline) first: the order `run_all_designs` reports them."""
+CALIPER_SCALES: tuple[str, ...] = ("logit_sd", "pscore")
 UNIT = "city_code"
 TIME = "year"
 TIE_TOL = 1e-12
-"""Distances (on the propensity-score scale) closer than this are tied."""
+"""Distances (on the matching scale) closer than this are tied."""
 WEIGHT_COLUMN = "_psm_weight"
 """Column of the matching weights in the frame given to the DiD regression."""
 FULL_MODEL = "full_sample"
 """Model name of the unmatched DiD that `run_all_designs` adds for comparison."""
 
-_DEFAULT_K = 4
-_DEFAULT_CALIPER = 0.05
+_DEFAULT_K = 1
+_DEFAULT_KS = (1, 4)
+_DEFAULT_CALIPER = 0.2
+_DEFAULT_SCALE: CaliperScale = "logit_sd"
 _DEFAULT_BANDWIDTH = 0.06
 
 
@@ -126,14 +138,15 @@ def _choice(value: object, allowed: Sequence[str], what: str) -> None:
 class MatchOptions:
     """How to match on the propensity score (see the module docstring for each rule).
 
-    Nearest-neighbour matching reads `k`, `caliper` (None: no caliper), `replacement`, `ties` and
-    `order`; kernel matching reads `bandwidth`. `seed` is required, and only used, when something is
+    Nearest-neighbour matching reads `k`, `caliper` (None: no caliper) on `caliper_scale`,
+    `replacement`, `ties` and `order`; kernel matching reads `bandwidth`. `seed` is required, and only used, when something is
     random: ``ties="random"``, or ``order="random"`` without replacement.
     """
 
     method: Method = "nearest"
     k: int = _DEFAULT_K
     caliper: float | None = _DEFAULT_CALIPER
+    caliper_scale: CaliperScale = _DEFAULT_SCALE
     replacement: bool = True
     ties: Ties = "all"
     order: Order = "descending"
@@ -143,6 +156,7 @@ class MatchOptions:
 
     def __post_init__(self) -> None:
         _choice(self.method, ("nearest", "kernel"), "method")
+        _choice(self.caliper_scale, CALIPER_SCALES, "caliper_scale")
         _choice(self.ties, ("all", "first", "random"), "ties")
         _choice(self.order, ("descending", "ascending", "random"), "order")
         if isinstance(self.k, bool) or not isinstance(self.k, int | np.integer) or self.k < 1:
@@ -172,13 +186,21 @@ class MatchOptions:
         return self.ties == "random" or (self.order == "random" and not self.replacement)
 
     def describe(self) -> str:
-        """A short description, e.g. 'nearest 1:4, caliper 0.05, with replacement, ties all'."""
+        """A short description, e.g. 'nearest 1:1 on logit(p), caliper 0.2 SD of logit(p), with
+        replacement, ties all'."""
         support = ", common support" if self.common else ""
         if self.method == "kernel":
             return f"kernel (Epanechnikov, bandwidth {self.bandwidth:g}){support}"
-        caliper = "no caliper" if self.caliper is None else f"caliper {self.caliper:g}"
+        on_logit = self.caliper_scale == "logit_sd"
+        if self.caliper is None:
+            caliper = "no caliper"
+        elif on_logit:
+            caliper = f"caliper {self.caliper:g} SD of logit(p)"
+        else:
+            caliper = f"caliper {self.caliper:g} on p"
         repl = "with replacement" if self.replacement else f"without replacement ({self.order})"
-        return f"nearest 1:{self.k}, {caliper}, {repl}, ties {self.ties}{support}"
+        scale = "logit(p)" if on_logit else "p"
+        return f"nearest 1:{self.k} on {scale}, {caliper}, {repl}, ties {self.ties}{support}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -369,7 +391,7 @@ def nearest_neighbor_match(
     treated: Sequence[bool] | np.ndarray,
     *,
     k: int = _DEFAULT_K,
-    caliper: float | None = _DEFAULT_CALIPER,
+    caliper: float | None = None,
     replacement: bool = True,
     ties: Ties = "all",
     order: Order = "descending",
@@ -378,12 +400,14 @@ def nearest_neighbor_match(
 ) -> Matching:
     """Nearest-neighbour 1:k matching of treated to control units on `pscore` (module docstring).
 
-    Ties ``"first"`` and the order of equal scores follow the input positions, so pass units in a
-    fixed order (`match_units` sorts them by city_code and year).
+    `pscore` is the score matched on (the probability or its logit: `matching_score`) and `caliper`
+    an absolute distance on that scale. Common support compares the scores themselves (the same on
+    either scale: the logit is monotone). Ties ``"first"`` and the order of equal scores follow the
+    input positions, so pass units in a fixed order (`match_units` sorts them by city_code and year).
     """
     opts = MatchOptions(
-        method="nearest", k=k, caliper=caliper, replacement=replacement, ties=ties, order=order,
-        common=common, seed=seed,
+        method="nearest", k=k, caliper=caliper, caliper_scale="pscore", replacement=replacement,
+        ties=ties, order=order, common=common, seed=seed,
     )  # fmt: skip
     ps, tr = _check_scores(pscore, treated)
     on_common = common_support(ps, tr) if opts.common else np.ones(ps.size, dtype=bool)
@@ -445,15 +469,48 @@ def kernel_match(
     return _finish(ps.size, tr, tr & ~on_common, links)
 
 
+def matching_score(
+    pscore: Sequence[float] | np.ndarray, options: MatchOptions
+) -> tuple[np.ndarray, float | None]:
+    """The score nearest neighbours are matched on, and the caliper as an absolute distance on it.
+
+    ``caliper_scale="logit_sd"``: the logit log(p / (1 - p)) and `caliper` times its sample standard
+    deviation (ddof = 1) over all the units given (Austin 2011); ``"pscore"``: the probability and
+    `caliper` itself. Kernel matching: the probability (its bandwidth is on that scale), no caliper.
+
+    Raises:
+        PsmError: a score of exactly 0 or 1 (its logit is infinite), or scores without spread.
+    """
+    ps = np.asarray(pscore, dtype="float64")
+    if options.method == "kernel" or options.caliper_scale == "pscore":
+        return ps, None if options.method == "kernel" else options.caliper
+    if ((ps <= 0.0) | (ps >= 1.0)).any():
+        raise PsmError(
+            "a propensity score is exactly 0 or 1, so its logit is infinite: simplify the covariates "
+            "or set caliper_scale: pscore"
+        )
+    score = np.log(ps) - np.log1p(-ps)
+    if options.caliper is None:
+        return score, None
+    sd = float(np.std(score, ddof=1)) if score.size > 1 else 0.0
+    if not sd > 0:
+        raise PsmError(
+            "the logit of the propensity score has no spread: a caliper in SDs is undefined"
+        )
+    return score, options.caliper * sd
+
+
 def match_scores(pscore: np.ndarray, treated: np.ndarray, options: MatchOptions) -> Matching:
-    """`nearest_neighbor_match` or `kernel_match`, as `options.method` says."""
+    """`nearest_neighbor_match` or `kernel_match`, as `options.method` says, on the matching scale of
+    `options` (`matching_score`): pair distances are on that scale."""
     if options.method == "kernel":
         return kernel_match(pscore, treated, bandwidth=options.bandwidth, common=options.common)
+    score, caliper = matching_score(pscore, options)
     return nearest_neighbor_match(
-        pscore,
+        score,
         treated,
         k=options.k,
-        caliper=options.caliper,
+        caliper=caliper,
         replacement=options.replacement,
         ties=options.ties,
         order=options.order,
@@ -698,7 +755,8 @@ def match_units(
         scores: the scored units with `pscore`, `on_common` (inside the common support; True for
             controls), `support` (psmatch2 `_support`), `weight` (psmatch2 `_weight`, 0 if unused)
             and `n_matches`;
-        pairs: one row per (treated, control) link, with both units' city_code and year;
+        pairs: one row per (treated, control) link, with both units' city_code and year and their
+            distance on the matching scale (`matching_score`);
         summary: one row of counts (`SUMMARY_COLUMNS`).
     """
     cov = list(covariates)
@@ -716,6 +774,10 @@ def match_units(
         if options.seed is not None:
             pool_seed = np.random.SeedSequence([options.seed, g_index]).generate_state(1)[0]
             opts = replace(options, seed=int(pool_seed))
+        if opts.method == "nearest" and opts.caliper is not None:
+            _, caliper = matching_score(logit.pscore, opts)
+            log.info("PSM %s, pool %s: caliper %s = %.6g on the matching scale", design, key,
+                     opts.caliper, caliper)  # fmt: skip
         m = match_scores(logit.pscore, treated, opts)
         out = frame.assign(
             pscore=logit.pscore,
@@ -813,8 +875,8 @@ class PsmResult:
 
 def _sample_label(design: str, options: MatchOptions, did_weights: str, baseline_end: int) -> str:
     what = {
-        "pooled": "city-years matched in one pool",
-        "by_year": "city-years matched within each year",
+        "pooled": "city-years matched in one pool, on covariates measured after treatment too",
+        "by_year": "city-years matched within each year, on covariates measured after treatment too",
         "baseline": f"cities matched on means up to {baseline_end}, all years kept",
     }[design]
     how = "WLS with matching weights" if did_weights == "weights" else "unweighted"
@@ -864,6 +926,7 @@ def psm_did(
     method: Method = "nearest",
     k: int = _DEFAULT_K,
     caliper: float | None = _DEFAULT_CALIPER,
+    caliper_scale: CaliperScale = _DEFAULT_SCALE,
     replacement: bool = True,
     ties: Ties = "all",
     order: Order = "descending",
@@ -876,6 +939,7 @@ def psm_did(
     baseline_end: int = 2009,
     did_weights: DidWeights = "weights",
     covariates: Sequence[str] | None = None,
+    model: str | None = None,
 ) -> PsmResult:
     """Propensity-score matching under `design`, balance, and the baseline DiD on the matched sample.
 
@@ -883,12 +947,15 @@ def psm_did(
         panel: the city-year panel (city_code, year, outcome, treatment, controls).
         controls: controls of the DiD; also the logit's covariates unless `covariates` is given.
         design: "pooled", "by_year" or "baseline" (module docstring).
-        method, k, caliper, replacement, ties, order, bandwidth, common, seed: `MatchOptions`.
+        method, k, caliper, caliper_scale, replacement, ties, order, bandwidth, common, seed:
+            `MatchOptions`.
         outcome, treatment: the DiD's outcome and treatment (0/1 per city-year).
         treat: "ever" (treated = ever `treatment` == 1) or, pooled only, "current".
         baseline_end: last year of the baseline period of the "baseline" design.
         did_weights: "weights" (WLS with the matching weights) or "unweighted" (keep if matched).
         covariates: covariates of the propensity score (default: `controls`).
+        model: the model id of the tidy row and of the `model` column of every frame (default
+            ``psm_<design>``).
 
     Raises:
         PsmError: invalid options or data, failed logit, nothing matched.
@@ -897,9 +964,10 @@ def psm_did(
     _choice(design, DESIGNS, "design")
     _choice(did_weights, ("weights", "unweighted"), "did_weights")
     options = MatchOptions(
-        method=method, k=k, caliper=caliper, replacement=replacement, ties=ties, order=order,
-        bandwidth=bandwidth, common=common, seed=seed,
+        method=method, k=k, caliper=caliper, caliper_scale=caliper_scale, replacement=replacement,
+        ties=ties, order=order, bandwidth=bandwidth, common=common, seed=seed,
     )  # fmt: skip
+    model = f"psm_{design}" if model is None else model
     cov = list(controls if covariates is None else covariates)
     if not cov:
         raise PsmError("the propensity score needs at least one covariate")
@@ -916,26 +984,43 @@ def psm_did(
     label = _sample_label(design, options, did_weights, baseline_end)
     tidy, fit = did_on_matched(
         panel, matched, controls=controls, outcome=outcome, treatment=treatment,
-        did_weights=did_weights, model=f"psm_{design}", sample=label,
+        did_weights=did_weights, model=model, sample=label,
     )  # fmt: skip
     summary = summary.assign(n_obs_did=fit.n_obs)
     log.info("PSM %s (%s): %s", design, options.describe(), summary.iloc[0].to_dict())
+    k_value = k if method == "nearest" else pd.NA
+
+    def tag(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.copy()
+        out.insert(1, "model", model)
+        out.insert(2, "k", pd.array([k_value] * len(out), dtype="Int64"))
+        return out
+
     return PsmResult(
-        matched=matched, balance=balance, tidy=tidy, scores=scores, pairs=pairs, summary=summary
-    )
+        matched=tag(matched), balance=tag(balance), tidy=tidy, scores=tag(scores),
+        pairs=tag(pairs), summary=tag(summary),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class PsmAll:
-    """`run_all_designs`: each design's result and the stacked frames (with a `design` column)."""
+    """`run_all_designs`: each matching's result by model id and the stacked frames (with `design`,
+    `model` and `k` columns)."""
 
     results: dict[str, PsmResult]
     tidy: pd.DataFrame
-    """Tidy rows of every design (models psm_<design>), plus the unmatched DiD if requested."""
+    """Tidy rows of every matching (`model_id`), plus the unmatched DiD (last) if requested."""
     balance: pd.DataFrame
     matched: pd.DataFrame
     scores: pd.DataFrame
     summary: pd.DataFrame
+
+
+def model_id(design: str, k: int | None, several: bool) -> str:
+    """The model id of a matching: ``psm_<design>``, or ``psm_<design>_k<k>`` when several numbers
+    of neighbours are run side by side (each id a table prints needs a ``model:<id>`` label in
+    resources/labels/terms.csv; the shipped file has k = 1 and 4)."""
+    return f"psm_{design}_k{k}" if several and k is not None else f"psm_{design}"
 
 
 def run_all_designs(
@@ -943,12 +1028,17 @@ def run_all_designs(
     *,
     controls: Sequence[str],
     designs: Sequence[str] = DESIGNS,
+    k: int | Sequence[int] = _DEFAULT_KS,
     include_full: bool = True,
     **options: Any,
 ) -> PsmAll:
-    """`psm_did` for each design in `designs` with the same options (keyword arguments of `psm_did`).
+    """`psm_did` for each design in `designs` and each number of neighbours in `k` (1:1 and 1:4 by
+    default; ignored by kernel matching), with the same other options (keyword arguments of
+    `psm_did`).
 
-    With `include_full`, the same DiD on the full (unmatched) panel is added as model "full_sample".
+    The results come design by design in the order of `designs` (the first is the headline), each
+    with its `k` values in order; model ids by `model_id`. With `include_full`, the same DiD on the
+    full (unmatched) panel is added last as model "full_sample".
     """
     if not designs:
         raise PsmError("no design to run")
@@ -956,7 +1046,19 @@ def run_all_designs(
         _choice(d, DESIGNS, "design")
     if "design" in options:
         raise PsmError("pass designs=[...] to run_all_designs, not design=")
-    results = {d: psm_did(panel, controls=controls, design=d, **options) for d in designs}  # type: ignore[arg-type]
+    ks = [k] if isinstance(k, int | np.integer) else list(k)
+    if not ks or len(set(ks)) != len(ks):
+        raise PsmError(f"k must be a positive integer or a list of distinct ones, not {k!r}")
+    if options.get("method", "nearest") == "kernel":
+        ks = ks[:1]  # kernel matching has no k: one run per design
+    several = len(ks) > 1
+    results = {
+        model_id(d, kk, several): psm_did(
+            panel, controls=controls, design=d, k=kk, model=model_id(d, kk, several), **options,  # type: ignore[arg-type]
+        )
+        for d in designs
+        for kk in ks
+    }  # fmt: skip
     frames = [r.tidy for r in results.values()]
     if include_full:
         outcome = options.get("outcome", "lq")
@@ -965,7 +1067,7 @@ def run_all_designs(
             panel, outcome=outcome, terms=[treatment], controls=list(controls),
             fixed_effects=(UNIT, TIME), cluster=UNIT, vcov="cluster",
         )  # fmt: skip
-        frames.insert(0, est.tidy(full, model=FULL_MODEL, sample="full panel, unmatched"))
+        frames.append(est.tidy(full, model=FULL_MODEL, sample="full panel, unmatched"))
 
     def stack(name: str) -> pd.DataFrame:
         return pd.concat([getattr(r, name) for r in results.values()], ignore_index=True)
@@ -1016,6 +1118,7 @@ def pscore_density_figure(
     scores: pd.DataFrame,
     *,
     design: str | None = None,
+    model: str | None = None,
     weighted: bool = True,
     language: Language = "zh",
     title: str | Mapping[str, str] | None = None,
@@ -1028,15 +1131,17 @@ def pscore_density_figure(
     matched comparison uses), otherwise each matched control counts once. Densities are Gaussian
     kernel estimates (scipy `gaussian_kde`, Scott's bandwidth). For a design that scores several
     pools (by_year), all pools are drawn together. `scores` is `PsmResult.scores` (or the stacked
-    `PsmAll.scores` with `design` to pick one).
+    `PsmAll.scores` with `design` or `model` to pick one matching).
     """
     frame = scores
-    if design is not None:
-        frame = scores[scores["design"] == design]
-        if frame.empty:
-            raise PsmError(f"no scores of design {design!r}")
-    elif "design" in scores.columns and scores["design"].nunique() > 1:
-        raise PsmError("scores hold several designs: pass design= to choose one")
+    for column, value in (("design", design), ("model", model)):
+        if value is not None:
+            frame = frame[frame[column] == value]
+            if frame.empty:
+                raise PsmError(f"no scores of {column} {value!r}")
+    for column, what in (("design", "designs"), ("model", "matchings")):
+        if column in frame.columns and frame[column].nunique() > 1:
+            raise PsmError(f"scores hold several {what}: pass {column}= to choose one")
     _require(frame, ["treated", "pscore", "support", "weight"])
     lang = configure_fonts(language)
     text = _FIG_TEXT[lang]
