@@ -48,7 +48,9 @@ from workflow_helpers import REPO, snakemake
 
 workflow = pytest.mark.workflow
 
-# Small but complete: every stage runs, with few draws (about 2-3 minutes on 2 cores).
+# Small but complete: every stage runs, with few draws (about 2-3 minutes on 2 cores). Its tables and
+# captions are English (`tables: language: en`), which these checks read; tests/test_report_captions.py
+# renders every caption in both languages.
 OVERLAY = SMALL_OVERLAY
 DEMO_SENTENCE = (
     "Demo data: these results show that the workflow recovers planted effects; "
@@ -78,6 +80,7 @@ FINAL_TABLES = {
     "results/tables/top_cities.csv",
     "results/tables/regional_trends.csv",
     "results/psm/balance.csv",
+    "results/tables/demo_recovery.csv",  # the demo's recovery table (raw_dir is the demo here)
 }
 # What each kind of result is (the `type` label) and the subcategory that lists it.
 KINDS = {"image/png": "figure", "text/csv": "table", "text/html": "formatted table"}
@@ -305,7 +308,10 @@ def render_caption(path: Path, config: dict[str, Any], kind: str | None = None) 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: ",".join(v) or "default")
 def test_captions_render_under_every_configuration(variant: dict[str, Any]):
-    config = merged(yaml.safe_load((REPO / "config/config.yaml").read_text()), variant)
+    english = {"tables": {"language": "en"}}  # the Chinese captions: tests/test_report_captions.py
+    config = merged(
+        merged(yaml.safe_load((REPO / "config/config.yaml").read_text()), english), variant
+    )
     demo = config["raw_dir"].rstrip("/").endswith("results/demo/raw")
     files = sorted(CAPTIONS.glob("*.rst"))
     assert len(files) >= 24 and (CAPTIONS / "workflow.rst") in files
