@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import importlib
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -166,7 +167,14 @@ def test_bacon_adds_up_to_pyfixest_twfe(panel: pd.DataFrame) -> None:
     fig = rb.bacon_figure(result, language="en")
     assert isinstance(fig, Figure)
     (ax,) = fig.axes
-    assert ax.get_legend() is not None
+    # table and figure say which regression is decomposed: model (1) without controls, not model (2)
+    assert set(result.summary["specification"]) == {
+        "lq ~ dual_post | city_code + year: baseline model (1), no controls"
+    }
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"TWFE coefficient (baseline model (1), no controls) = {result.twfe:.3f}" in legend
+    with_controls = pf.feols(f"lq ~ dual_post + {' + '.join(CONTROLS)} | city_code + year", panel)
+    assert abs(float(with_controls.coef()["dual_post"]) - result.twfe) > 1e-6  # not model (2)
     with pytest.raises(SpecificationError, match="balanced"):
         rb.bacon(panel.iloc[1:])
 
@@ -214,25 +222,136 @@ def test_staggered_estimates_models_and_samples(panel: pd.DataFrame) -> None:
     assert dyn.loc["rel_-1", "estimate"] == 0 and math.isnan(dyn.loc["rel_-1", "std_error"])
 
 
-def test_event_study_comparison_figure(panel: pd.DataFrame) -> None:
-    twfe = analyses.event_study(panel, CONTROLS, window=(-3, 3))
-    robust = rb.staggered_estimates(panel, cs_control_groups=("notyet",))
-    series = {"CS": "callaway_santanna_notyet_dynamic", "BJS": "imputation_dynamic"}
-    fig = rb.event_study_comparison(twfe, robust, series, window=(-3, 3), language="en")
+def _drawn(fig: Figure) -> tuple[list[str], list[float], str]:
+    """Legend texts, every event time drawn (shifts removed by rounding) and the note above the axis."""
     (ax,) = fig.axes
-    # each estimator with its own sample: Callaway-Sant'Anna drops cities with a missing value
-    def sample(tidy: pd.DataFrame, model: str) -> str:
-        row = tidy[tidy["model"] == model].iloc[0]
-        return f"{int(row['n_clusters']):,} cities, {int(row['n_obs']):,} obs."
+    xs = sorted({round(float(x)) for c in ax.containers for x in c.lines[0].get_xdata()})
+    return [t.get_text() for t in ax.get_legend().get_texts()], xs, ax.get_title(loc="left")
 
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-        f"TWFE ({sample(twfe, 'event_study')})",
-        f"CS ({sample(robust, 'callaway_santanna_notyet_dynamic')})",
-        f"BJS ({sample(robust, 'imputation_dynamic')})",
+
+def _sample(tidy: pd.DataFrame, model: str) -> str:
+    row = tidy[tidy["model"] == model].iloc[0]
+    return f"{int(row['n_clusters']):,} cities, {int(row['n_obs']):,} obs."
+
+
+def test_event_study_comparison_figure(panel: pd.DataFrame) -> None:
+    # no single-pilot adjustment anywhere: every series shares the TWFE event study's structure
+    twfe = analyses.event_study(panel, CONTROLS, window=(-4, 4))
+    robust = rb.staggered_estimates(panel, cs_control_groups=("notyet",))
+    series = {
+        "CS": "callaway_santanna_notyet_dynamic",
+        "SA": "sun_abraham_dynamic",
+        "BJS": "imputation_dynamic",
+    }
+    fig = rb.event_study_comparison(twfe, robust, series, window=(-4, 4), language="en")
+    legend, xs, note = _drawn(fig)
+    # each estimator with its base period and its own sample (CS drops cities with a missing value)
+    assert legend == [
+        f"TWFE, base -1 ({_sample(twfe, 'event_study')})",
+        f"CS, base -1 ({_sample(robust, 'callaway_santanna_notyet_dynamic')})",
+        f"SA, base -1 ({_sample(robust, 'sun_abraham_dynamic')})",
+        f"BJS, no base (leads: mean residuals) ({_sample(robust, 'imputation_dynamic')})",
     ]
-    assert len(rb.event_terms(robust[robust["model"] == "imputation_dynamic"], (-3, 3))) == 6
+    # the binned TWFE endpoints (-4, 4) are not single event times like the robust ones: not drawn
+    assert xs == [-3, -2, -1, 0, 1, 2, 3]
+    assert "-3 to 3" in note and "absorbed in no series" in note and "not drawn (" not in note
+    assert len(rb.event_terms(robust[robust["model"] == "imputation_dynamic"], (-3, 3))) == 7
     with pytest.raises(SpecificationError, match="not in"):
-        rb.event_study_comparison(twfe, robust, {"x": "nope"}, window=(-3, 3))
+        rb.event_study_comparison(twfe, robust, {"x": "nope"}, window=(-4, 4))
+    varying = rb.event_study_comparison(
+        twfe, robust, series, window=(-4, 4), cs_base_period="varying", language="en"
+    )
+    assert _drawn(varying)[0][1].startswith("CS, pre-periods year on year (")
+
+
+def test_event_study_comparison_draws_only_the_same_treatment_structure(
+    panel: pd.DataFrame,
+) -> None:
+    # the one switch (event_study: adjust_single_pilots) on: TWFE, SA and imputation absorb the
+    # single-pilot states, Callaway-Sant'Anna cannot and is left out, named in the figure
+    states = rb.single_pilot_controls(True)
+    assert states == ["sc_only_post", "lc_only_post"] and rb.single_pilot_controls(False) == []
+    twfe = analyses.event_study(analyses.pilot_states(panel), CONTROLS + states, window=(-4, 4))
+    robust = rb.staggered_estimates(
+        panel,
+        CONTROLS,
+        adjust_single_pilots=True,
+        cs_control_groups=("notyet",),
+        cs_est_method="reg",
+    )
+    structure = {
+        m: rb.single_pilot_structure(robust[robust["model"] == m]) for m in robust["model"]
+    }
+    assert rb.single_pilot_structure(twfe) == frozenset(states)
+    assert structure["sun_abraham_dynamic"] == structure["imputation_dynamic"] == frozenset(states)
+    assert structure["callaway_santanna_notyet_dynamic"] == frozenset()
+    series = {
+        "CS": "callaway_santanna_notyet_dynamic",
+        "SA": "sun_abraham_dynamic",
+        "BJS": "imputation_dynamic",
+    }
+    legend, _, note = _drawn(
+        rb.event_study_comparison(twfe, robust, series, window=(-4, 4), language="en")
+    )
+    assert [text.split(",")[0] for text in legend] == ["TWFE", "SA", "BJS"]
+    assert "absorbed in every series" in note and note.endswith(
+        "not drawn (single pilots handled differently): CS"
+    )
+    zh = rb.event_study_comparison(twfe, robust, series, window=(-4, 4), language="zh")
+    assert _drawn(zh)[2].endswith("未画（单一试点处理方式不同）：CS")
+    with pytest.raises(SpecificationError, match="handles the single pilots"):
+        rb.event_study_comparison(twfe, robust, {"CS": "callaway_santanna_notyet_dynamic"})
+    # unadjusted TWFE next to adjusted SA/BJS: only CS matches
+    plain = analyses.event_study(panel, CONTROLS, window=(-4, 4))
+    legend = _drawn(
+        rb.event_study_comparison(plain, robust, series, window=(-4, 4), language="en")
+    )[0]
+    assert [text.split(",")[0] for text in legend] == ["TWFE", "CS"]
+
+
+def test_staggered_estimates_absorb_single_pilots_as_twfe(panel: pd.DataFrame) -> None:
+    # planted single-pilot effects: the dual-timing design without them in the model is biased, with them
+    # (as the TWFE event study) the imputation and Sun-Abraham estimates recover the planted dual effect
+    data = planted(panel, sc_only=0.15, lc_only=0.12, dual=0.30)
+    adjusted, vcov = rb.staggered_estimates_with_vcov(
+        data, ["ln_gdp_pc"], adjust_single_pilots=True, cs_control_groups=()
+    )
+    plain = rb.staggered_estimates(data, ["ln_gdp_pc"], cs_control_groups=())
+    att = adjusted[adjusted["term"] == "ATT"].set_index("model")["estimate"]
+    biased = plain[plain["term"] == "ATT"].set_index("model")["estimate"]
+    for model in ("imputation_simple", "sun_abraham_simple"):
+        assert att[model] == pytest.approx(0.30, abs=0.02), model
+        assert abs(biased[model] - 0.30) > 0.05, model
+    assert set(adjusted["controls"]) == {"ln_gdp_pc+sc_only_post+lc_only_post"}
+    # the same imputation as dualpilot.staggered with the states as time-varying covariates
+    direct = rb.staggered.imputation_did(
+        data, "city_code", "year", "dual_year", "lq", ["ln_gdp_pc", *rb.SINGLE_PILOT_STATES]
+    )
+    imp = rows(adjusted, "imputation_dynamic")
+    ref = direct[direct["aggregation"] == "dynamic"].set_index("term")
+    np.testing.assert_allclose(imp["estimate"], ref.loc[imp.index, "estimate"], rtol=0, atol=1e-12)
+    # the returned vcov is the imputation event study's: every rel_<e>, rel_-1 included
+    assert list(vcov.index) == list(vcov.columns) == list(imp.index)
+    np.testing.assert_allclose(np.sqrt(np.diag(vcov)), imp["std_error"], rtol=1e-12)
+
+
+def test_event_study_base_periods_in_the_estimates(panel: pd.DataFrame) -> None:
+    out = rb.staggered_estimates(panel, cs_control_groups=("notyet",))
+    # Sun-Abraham omits e = -1: stated by a base row, as the TWFE event study states its base
+    sa = rows(out, "sun_abraham_dynamic")
+    assert sa.loc["rel_-1", "estimate"] == 0 and math.isnan(sa.loc["rel_-1", "std_error"])
+    times = [int(t.removeprefix("rel_")) for t in sa.index]
+    assert times == sorted(times)
+    # imputation leads are mean first-stage residuals with their own SE: no normalised period
+    imp = rows(out, "imputation_dynamic")
+    assert not math.isnan(imp.loc["rel_-1", "std_error"]) and imp.loc["rel_-1", "estimate"] != 0
+    assert [rb.event_study_base(m) for m in ("event_study", "sun_abraham_dynamic")] == [
+        "omitted"
+    ] * 2
+    assert rb.event_study_base("imputation_dynamic") == "none"
+    assert rb.event_study_base("callaway_santanna_never_dynamic", cs_base_period="varying") == (
+        "varying"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -240,7 +359,9 @@ def test_event_study_comparison_figure(panel: pd.DataFrame) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _event_study_files(panel: pd.DataFrame, tmp_path, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _event_study_files(
+    panel: pd.DataFrame, tmp_path, **kwargs
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The event study and its vcov as rule estimate_event_study writes and rule estimate_honestdid
     reads them (CSV round trip)."""
     tidy, vcov = analyses.event_study_with_vcov(panel, CONTROLS, **kwargs)
@@ -268,7 +389,7 @@ def test_event_study_estimates_read_the_reported_event_study(panel: pd.DataFrame
     stale.loc[stale["term"] == "rel_0", "std_error"] *= 1.01
     with pytest.raises(SpecificationError, match="different runs"):
         rb.event_study_estimates(stale, vcov)
-    with pytest.raises(SpecificationError, match="lacks"):
+    with pytest.raises(SpecificationError, match="lack the terms"):
         rb.event_study_estimates(reported[reported["term"] != "rel_4"], vcov)
     with pytest.raises(SpecificationError, match="square"):
         rb.event_study_estimates(reported, vcov.iloc[:, :-1])
@@ -288,9 +409,7 @@ def test_honest_sensitivity_orders_coefficients_and_periods(panel: pd.DataFrame,
     beta, sigma = rows["estimate"].to_numpy(), vcov.loc[post, post].to_numpy()
     original = out[out["method"] == "original"].set_index("target")
     first = original.loc["first_post"]
-    assert first["conf_low"] == pytest.approx(
-        beta[0] - z * rows["std_error"].iloc[0], abs=1e-10
-    )
+    assert first["conf_low"] == pytest.approx(beta[0] - z * rows["std_error"].iloc[0], abs=1e-10)
     avg_se = math.sqrt(sigma.sum()) / 3
     assert original.loc["avg_post", "conf_high"] == pytest.approx(
         beta.mean() + z * avg_se, abs=1e-10
@@ -303,6 +422,71 @@ def test_honest_sensitivity_orders_coefficients_and_periods(panel: pd.DataFrame,
         rb.honest_sensitivity(coef, vcov, exclude_terms=["rel_9"])
     with pytest.raises(SpecificationError, match="consecutive"):
         rb.honest_sensitivity(coef, vcov, exclude_terms=["rel_1"])
+
+
+def test_honestdid_input_is_the_imputation_event_study_with_its_vcov(
+    panel: pd.DataFrame, tmp_path
+) -> None:
+    # the files rule estimate_staggered writes and rule estimate_honestdid reads (CSV round trip)
+    estimates, vcov = rb.staggered_estimates_with_vcov(panel, CONTROLS, cs_control_groups=())
+    estimates.to_csv(tmp_path / "staggered.csv", index=False)
+    vcov.to_csv(tmp_path / "imputation_event_study_vcov.csv", index_label="term")
+    reported = pd.read_csv(tmp_path / "staggered.csv")
+    vcov = pd.read_csv(tmp_path / "imputation_event_study_vcov.csv", index_col="term")
+    coef, sigma, exclude = rb.honest_event_study(reported, vcov, window=(-4, 3))
+    # the window's event times, re-expressed relative to e = -1 with their covariance: b_e - b_-1
+    terms = [f"rel_{k}" for k in (-4, -3, -2, 0, 1, 2, 3)]
+    assert list(coef.index) == list(sigma.index) == list(sigma.columns) == terms and exclude == []
+    b = rows(reported, "imputation_dynamic")["estimate"]
+    np.testing.assert_allclose(coef, b[terms].to_numpy() - b["rel_-1"], rtol=0, atol=1e-14)
+    v = vcov.to_numpy()
+    i = {t: k for k, t in enumerate(vcov.index)}
+    for s_, t_ in (("rel_0", "rel_0"), ("rel_-2", "rel_1")):
+        want = (
+            v[i[s_], i[t_]]
+            - v[i[s_], i["rel_-1"]]
+            - v[i["rel_-1"], i[t_]]
+            + v[i["rel_-1"], i["rel_-1"]]
+        )
+        assert sigma.loc[s_, t_] == pytest.approx(want, rel=1e-12)
+    out = rb.honest_sensitivity(
+        coef, sigma, source="imputation", Mbar_grid=(1.0,), M_grid=(0.0,), n_draws=200
+    )
+    assert set(out["event_study"]) == {"imputation"} and set(out["base_period"]) == {-1}
+    assert set(out["pre_periods"]) == {"-4..-2"} and set(out["post_periods"]) == {"0..3"}
+    first = out[(out["method"] == "original") & (out["target"] == "first_post")].iloc[0]
+    z = stats.norm.ppf(0.975)
+    assert first["conf_low"] == pytest.approx(
+        coef["rel_0"] - z * math.sqrt(sigma.loc["rel_0", "rel_0"]), abs=1e-10
+    )
+    # the table and the figure state the event study and its base period
+    note = rb.honestdid_note(out, language="en")
+    assert note.startswith("Input: the imputation (Borusyak-Jaravel-Spiess) event study")
+    assert "relative to event time -1" in note and "pre-periods -4..-2, post-periods 0..3" in note
+    fig = rb.honestdid_figure(out, language="en")
+    assert fig.get_suptitle() == rb.honestdid_note(out, language="en", short=True)
+    assert "以第 -1 期为省略的基期" in rb.honestdid_note(out.assign(event_study="twfe"))
+    # the TWFE option reads the TWFE event study and leaves its binned endpoints out
+    twfe, twfe_vcov = _event_study_files(panel, tmp_path, window=(-4, 3))
+    coef, _, exclude = rb.honest_event_study(twfe, twfe_vcov, source="twfe", window=(-4, 3))
+    assert "rel_-1" not in coef.index and exclude == ["rel_-4", "rel_3"]
+    with pytest.raises(SpecificationError, match="one of"):
+        rb.honest_event_study(twfe, twfe_vcov, source="cs")
+    with pytest.raises(SpecificationError, match="not in the reported event study"):
+        rb.honest_event_study(
+            twfe, twfe_vcov
+        )  # the imputation event study is not in event_study.csv
+
+
+def test_honestdid_default_is_the_imputation_event_study() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "config" / "config.yaml").read_text(encoding="utf-8"))
+    assert config["robustness"]["honestdid"]["event_study"] == "imputation"
+    rules = (root / "workflow" / "rules" / "robustness.smk").read_text(encoding="utf-8")
+    assert '"vcov": "results/estimates/imputation_event_study_vcov.csv"' in rules
+    assert rb.HONEST_SOURCES["imputation"] == ("imputation_dynamic", "estimate_staggered")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -2,6 +2,18 @@
 # the TWFE event study, HonestDiD sensitivity, the two-treatment design (pilot order and pilot states) and the
 # robustness grid. docs/robustness.md explains what each estimator identifies and how to read each figure.
 
+# The event study HonestDiD analyses (robustness: honestdid: event_study) and the files it is read from.
+HONESTDID_EVENT_STUDY = {
+    "imputation": {
+        "event_study": "results/estimates/staggered.csv",
+        "vcov": "results/estimates/imputation_event_study_vcov.csv",
+    },
+    "twfe": {
+        "event_study": "results/estimates/event_study.csv",
+        "vcov": "results/estimates/event_study_vcov.csv",
+    },
+}[config["robustness"]["honestdid"]["event_study"]]
+
 
 rule estimate_bacon:
     input:
@@ -39,6 +51,8 @@ rule estimate_staggered:
             subcategory="Tables",
             labels={"analysis": "staggered DID estimators", "type": "table"},
         ),
+        # the vcov of the imputation event study, which rule estimate_honestdid reads by default
+        vcov="results/estimates/imputation_event_study_vcov.csv",
     log:
         "logs/estimate_staggered.log",
     benchmark:
@@ -49,15 +63,15 @@ rule estimate_staggered:
         controls=config["controls"],
         estimation=config["estimation"],
         options=config["robustness"]["staggered"],
+        adjust_single_pilots=config["event_study"]["adjust_single_pilots"],
     script:
         "../scripts/estimate_staggered.py"
 
 
 rule estimate_honestdid:
-    """HonestDiD on the event study that rule estimate_event_study reported (its estimates and vcov)."""
+    """HonestDiD on a reported event study (its estimates and vcov): imputation by default, or TWFE."""
     input:
-        event_study="results/estimates/event_study.csv",
-        vcov="results/estimates/event_study_vcov.csv",
+        **HONESTDID_EVENT_STUDY,
     output:
         estimates=report(
             "results/estimates/honestdid.csv",
@@ -74,6 +88,7 @@ rule estimate_honestdid:
         "../../envs/analysis.yaml"
     params:
         base=config["event_study"]["base"],
+        window=config["event_study"]["window"],
         honestdid=config["robustness"]["honestdid"],
     script:
         "../scripts/estimate_honestdid.py"
@@ -186,7 +201,8 @@ rule render_robustness:
         figures=config["figures"],
         series=config["robustness"]["staggered_plot"],
         event_study=config["event_study"],
-        honestdid_alpha=config["robustness"]["honestdid"]["alpha"],
+        cs_base_period=config["robustness"]["staggered"]["cs_base_period"],
+        honestdid=config["robustness"]["honestdid"],
         bootstrap=config["robustness"]["grid"]["bootstrap"],
     script:
         "../scripts/render_robustness.py"

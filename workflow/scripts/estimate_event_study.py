@@ -5,14 +5,13 @@ from dualpilot.runner import run
 
 
 def main(inputs, outputs, params):
-    from dualpilot import analyses
+    from dualpilot import analyses, robustness
     from dualpilot.panel import read_panel
 
     spec = params.event_study
-    controls = list(params.controls)
-    if spec["adjust_single_pilots"]:
-        # Single-pilot years of not-yet-dual cities are not clean controls: absorb their own effects.
-        controls += ["sc_only_post", "lc_only_post"]
+    # Single-pilot years of not-yet-dual cities are not clean controls: absorb their own effects (the same
+    # switch applies to the robust event studies of rule estimate_staggered).
+    controls = [*params.controls, *robustness.single_pilot_controls(spec["adjust_single_pilots"])]
     tidy, vcov = analyses.event_study_with_vcov(
         read_panel(inputs.panel),
         controls,

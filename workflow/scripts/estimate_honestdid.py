@@ -1,8 +1,9 @@
-"""HonestDiD sensitivity of the TWFE event study (rule estimate_honestdid).
+"""HonestDiD sensitivity of an event study (rule estimate_honestdid).
 
-Reads the event study that rule estimate_event_study reported (results/estimates/event_study.csv) and the
-vcov of its event-time coefficients (event_study_vcov.csv), checks that the two belong together, and
-writes robust confidence sets for the first post-period and the average post-period effect under
+Reads the event study chosen by `robustness: honestdid: event_study`: the imputation event study of rule
+estimate_staggered (staggered.csv, imputation_event_study_vcov.csv; re-expressed relative to the base
+period) or the TWFE event study of rule estimate_event_study (event_study.csv, event_study_vcov.csv),
+checks that estimates and vcov belong together, and writes robust confidence sets for the first post-period and the average post-period effect under
 relative-magnitude and smoothness restrictions; rule render_robustness draws the table and the figure.
 """
 
@@ -18,16 +19,20 @@ def main(inputs, outputs, params):
 
     from dualpilot import robustness
 
-    vcov = pd.read_csv(inputs.vcov, index_col="term")
-    coef = robustness.event_study_estimates(pd.read_csv(inputs.event_study), vcov)
     opts = params.honestdid
-    # the binned endpoints (earliest and latest event time) pool several event times
-    by_time = sorted(coef.index, key=lambda term: int(term.removeprefix("rel_")))
-    exclude = [by_time[0], by_time[-1]] if opts["exclude_endpoints"] else []
+    coef, vcov, exclude = robustness.honest_event_study(
+        pd.read_csv(inputs.event_study),
+        pd.read_csv(inputs.vcov, index_col="term"),
+        source=opts["event_study"],
+        base=params.base,
+        window=params.window,
+        exclude_endpoints=opts["exclude_endpoints"],
+    )
     result = robustness.honest_sensitivity(
         coef,
         vcov,
         base=params.base,
+        source=opts["event_study"],
         exclude_terms=exclude,
         Mbar_grid=opts["Mbar"],
         M_grid=opts["M"],
@@ -37,7 +42,8 @@ def main(inputs, outputs, params):
     )
     result.to_csv(outputs.estimates, index=False)
     log.info(
-        "HonestDiD: %d confidence sets for %s (excluded: %s)",
+        "HonestDiD on the %s event study: %d confidence sets for %s (excluded: %s)",
+        opts["event_study"],
         len(result),
         ", ".join(dict.fromkeys(result["target"])),
         ", ".join(exclude) or "none",

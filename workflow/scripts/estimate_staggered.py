@@ -2,7 +2,8 @@
 
 Callaway-Sant'Anna with never-treated and with not-yet-treated controls, Sun-Abraham and the imputation
 estimator (Borusyak-Jaravel-Spiess), each aggregated to an overall ATT, an event study and cohort effects,
-in the project's tidy estimate format.
+in the project's tidy estimate format, and the vcov of the imputation event study (HonestDiD reads it).
+Single-pilot states are handled as in the TWFE event study (config `event_study: adjust_single_pilots`).
 """
 
 import logging
@@ -18,9 +19,10 @@ def main(inputs, outputs, params):
 
     options = dict(params.options)
     estimation = params.estimation
-    estimates = robustness.staggered_estimates(
+    estimates, vcov = robustness.staggered_estimates_with_vcov(
         read_panel(inputs.panel),
         params.controls if options.pop("use_controls") else (),
+        adjust_single_pilots=params.adjust_single_pilots,
         outcome=estimation["outcome"],
         unit=estimation["unit"],
         time=estimation["time"],
@@ -28,6 +30,7 @@ def main(inputs, outputs, params):
         **options,
     )
     estimates.to_csv(outputs.estimates, index=False)
+    vcov.to_csv(outputs.vcov, index_label="term")
     overall = estimates[estimates["term"] == "ATT"]
     log.info(
         "overall ATT: %s",

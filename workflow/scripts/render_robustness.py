@@ -41,6 +41,7 @@ def main(inputs, outputs, params):
         {entry["label"]: entry["model"] for entry in params.series},
         window=event_study["window"],
         base=event_study["base"],
+        cs_base_period=params.cs_base_period,
         ci=figures["ci"],
         language=language,
     )
@@ -56,16 +57,11 @@ def main(inputs, outputs, params):
         title={"zh": "平行趋势敏感性分析（HonestDiD）", "en": "Pre-trend sensitivity (HonestDiD)"}[
             language
         ],
-        note={
-            "zh": f"事件研究以 {event_study['base']} 期为基期；M̄ 为相对幅度约束的上限，"
-            "M 为平滑性约束（二阶差分）的上限。",
-            "en": f"Event study normalised at {event_study['base']}; M̄ bounds the relative "
-            "magnitudes, M the second differences (smoothness).",
-        }[language],
+        note=robustness.honestdid_note(honest, language=language),
         labels=labels,
     )
     render.write_table(table, outputs, "honestdid")
-    fig = robustness.honestdid_figure(honest, alpha=params.honestdid_alpha, language=language)
+    fig = robustness.honestdid_figure(honest, alpha=params.honestdid["alpha"], language=language)
     plots.save_figure(fig, outputs.honestdid_png, outputs.honestdid_pdf, dpi=dpi)
 
     render.write_analysis_table(inputs, outputs, "pilot_order", labels=labels, settings=settings)

@@ -6,14 +6,17 @@ config through Snakemake params; the rules of workflow/rules/robustness.smk only
 Estimates are returned in the project's tidy format (`dualpilot.estimation.TIDY_COLUMNS`); docs/robustness.md
 says what each estimator identifies and how to read each figure.
 
-- Goodman-Bacon (`bacon`, `bacon_figure`): the no-control TWFE coefficient of `dual_post` as a weighted sum
-  of 2x2 DIDs, checked to add up to the coefficient `estimation.fit` gives.
-- Staggered (`staggered_estimates`, `event_study_comparison`): Callaway-Sant'Anna with never-treated and
-  not-yet-treated controls, Sun-Abraham and the BJS imputation estimator (`dualpilot.staggered`), next to
-  the TWFE event study on one axis.
-- HonestDiD (`event_study_estimates`, `honest_sensitivity`, `honestdid_figure`): robust confidence sets
-  for the first post-period and the average post-period effect of the TWFE event study
-  (`dualpilot.honestdid`), read from its estimates and vcov (rule estimate_event_study) without a re-fit.
+- Goodman-Bacon (`bacon`, `bacon_figure`): the no-control TWFE coefficient of `dual_post` (baseline model
+  (1), not the headline model (2): the decomposition does not hold with controls) as a weighted sum of 2x2
+  DIDs, checked to add up to the coefficient `estimation.fit` gives; table and figure say which model.
+- Staggered (`staggered_estimates_with_vcov`, `event_study_comparison`): Callaway-Sant'Anna with
+  never-treated and not-yet-treated controls, Sun-Abraham and the BJS imputation estimator
+  (`dualpilot.staggered`), with the single-pilot states handled as in the TWFE event study
+  (`event_study: adjust_single_pilots`), and the comparable ones next to the TWFE event study on one axis.
+- HonestDiD (`honest_event_study`, `honest_sensitivity`, `honestdid_figure`): robust confidence sets
+  for the first post-period and the average post-period effect of the imputation event study (default;
+  re-expressed relative to the base period) or the TWFE event study (`dualpilot.honestdid`), read from
+  its estimates and vcov (rules estimate_staggered, estimate_event_study) without a re-fit.
 - Two-treatment design (`pilot_order`, `order_indicators`, `state_imputation`, `two_treatment_design`): the
   dual effect by which pilot came first, and the effects of the four states none / smart-city only /
   low-carbon only / dual estimated by imputation from not-yet-treated and never-treated observations, next
@@ -110,12 +113,12 @@ _BACON_LABELS: dict[str, dict[str, str]] = {
     "zh": {
         "x": "权重",
         "y": "2×2 DID 估计值",
-        "twfe": "TWFE 系数 = {value:.3f}",
+        "twfe": "TWFE 系数（基准模型 (1)，无控制变量）= {value:.3f}",
     },
     "en": {
         "x": "Weight",
         "y": "2×2 DID estimate",
-        "twfe": "TWFE coefficient = {value:.3f}",
+        "twfe": "TWFE coefficient (baseline model (1), no controls) = {value:.3f}",
     },
 }
 
@@ -128,9 +131,17 @@ class BaconResult:
     """One row per 2x2 comparison (`staggered.goodman_bacon`): type, treated, control, window,
     unit counts, estimate, weight."""
     summary: pd.DataFrame
-    """`staggered.bacon_summary`: weight and weighted estimate by comparison type, plus "total"."""
+    """`staggered.bacon_summary`: weight and weighted estimate by comparison type, plus "total", with a
+    `specification` column naming the regression decomposed (`bacon_specification`)."""
     twfe: float
     """The coefficient of `treatment` in outcome ~ treatment | unit + time (`estimation.fit`)."""
+
+
+def bacon_specification(outcome: str, treatment_col: str, unit: str, time: str) -> str:
+    """The regression a Goodman-Bacon decomposition splits, as its table states it: baseline model (1),
+    without controls (with controls, TWFE adds a within-timing-group term that it does not split, so
+    the headline model (2) is not decomposed)."""
+    return f"{outcome} ~ {treatment_col} | {unit} + {time}: baseline model (1), no controls"
 
 
 def bacon(
@@ -162,6 +173,7 @@ def bacon(
             f"the Goodman-Bacon decomposition does not add up: weights sum to {dec['weight'].sum():.10f}, "
             f"weighted 2x2 estimates to {implied:.10f}, TWFE coefficient {twfe:.10f}"
         )
+    summary = summary.assign(specification=bacon_specification(outcome, treatment_col, unit, time))
     return BaconResult(decomposition=dec, summary=summary, twfe=twfe)
 
 
@@ -214,10 +226,26 @@ def bacon_figure(
 # --------------------------------------------------------------------------------------------------
 
 
-def staggered_estimates(
+SINGLE_PILOT_STATES: tuple[str, ...] = analyses.STATE_COLUMNS[:2]
+"""sc_only_post and lc_only_post: the single-pilot states an event study around the dual start may absorb."""
+
+
+def single_pilot_controls(adjust: bool) -> list[str]:
+    """The extra controls of every event study around the dual start under `event_study:
+    adjust_single_pilots` (the one switch): the single-pilot states, or none."""
+    return list(SINGLE_PILOT_STATES) if adjust else []
+
+
+def staggered_estimates(*args: Any, **kwargs: Any) -> pd.DataFrame:
+    """The estimates of `staggered_estimates_with_vcov` (same arguments), without the vcov."""
+    return staggered_estimates_with_vcov(*args, **kwargs)[0]
+
+
+def staggered_estimates_with_vcov(
     panel: pd.DataFrame,
     covariates: Sequence[str] = (),
     *,
+    adjust_single_pilots: bool = False,
     outcome: str = "lq",
     unit: str = UNIT,
     time: str = TIME,
@@ -227,31 +255,54 @@ def staggered_estimates(
     cs_base_period: str = "universal",
     cluster: str | None = None,
     alpha: float = 0.05,
-) -> pd.DataFrame:
-    """Callaway-Sant'Anna (one per control group), Sun-Abraham and imputation estimates, project format.
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Callaway-Sant'Anna (one per control group), Sun-Abraham and imputation estimates, project format,
+    with the vcov of the imputation event study (model imputation_dynamic, rows and columns rel_<e>).
 
     Models are "<estimator>_<aggregation>" with estimator callaway_santanna_never,
     callaway_santanna_notyet, sun_abraham and imputation, aggregations gt (CS only), simple, dynamic, group
     (and cohort_event for Sun-Abraham). Terms: ATT, rel_<e>, group_<g>, ATT(g=..,t=..).
 
+    Treatment structure: the event is `first_treat` (the dual start). `adjust_single_pilots` (config
+    `event_study: adjust_single_pilots`, shared with the TWFE event study) adds sc_only_post and
+    lc_only_post to the covariates of Sun-Abraham and imputation, as the TWFE event study adds them to its
+    controls; Callaway-Sant'Anna takes covariates at the base period only and cannot absorb a time-varying
+    state, so it keeps them out (its `controls` column says so, and `event_study_comparison` does not
+    draw it next to an adjusted TWFE event study); a warning is logged.
+
+    Base periods (each event study's `rel_<e>` rows): Sun-Abraham omits e = -1 (a rel_-1 row with
+    estimate 0 and no SE states it, as in the TWFE event study); Callaway-Sant'Anna with
+    `cs_base_period="universal"` compares every period with g-1 (rel_-1 reported as 0 with no SE),
+    with "varying" each pre-period with the one before; the imputation leads are mean first-stage
+    residuals with their own SEs, normalised at no period (`staggered.imputation_did_with_vcov`).
+
     Samples (the `sample` column says which): Callaway-Sant'Anna needs a balanced panel, so cities with a
     missing outcome or covariate in any year are dropped; Sun-Abraham and imputation drop only the rows
     with a missing value (the sample of the TWFE regression). `cluster` (default: the unit) applies to
     Sun-Abraham and imputation; Callaway-Sant'Anna's influence-function SEs are clustered by unit.
-    `cs_base_period="universal"` compares every period with g-1, so its pre-period estimates are on the same
-    footing as the TWFE event study (base period -1); post-period estimates do not depend on it.
     """
     covs = list(covariates)
-    needed = [outcome, *covs]
-    cs_data, cs_sample = complete_cases(panel, needed, unit=unit, whole_units=True)
-    fe_data, fe_sample = complete_cases(panel, needed, unit=unit)
-    args = (unit, time, first_treat, outcome, covs or None)
+    states = single_pilot_controls(adjust_single_pilots)
+    if states:
+        panel = analyses.pilot_states(panel)
+        log.warning(
+            "single-pilot states %s absorbed by Sun-Abraham and imputation; Callaway-Sant'Anna takes "
+            "covariates at its base period only and keeps single-pilot years among its controls",
+            states,
+        )
+    cs_data, cs_sample = complete_cases(panel, [outcome, *covs], unit=unit, whole_units=True)
+    fe_data, fe_sample = complete_cases(panel, [outcome, *covs, *states], unit=unit)
+    fe_covs = [*covs, *states]
     frames: list[pd.DataFrame] = []
     try:
         for group in cs_control_groups:
             res = staggered.callaway_santanna(
                 cs_data,
-                *args,
+                unit,
+                time,
+                first_treat,
+                outcome,
+                covs or None,
                 control_group=group,  # type: ignore[arg-type]
                 base_period=cs_base_period,  # type: ignore[arg-type]
                 est_method=cs_est_method,  # type: ignore[arg-type]
@@ -259,13 +310,35 @@ def staggered_estimates(
             )
             res = res.assign(estimator=f"callaway_santanna_{group}")
             frames.append(staggered.as_estimates(res, cs_sample))
-        sa = staggered.sun_abraham(fe_data, *args, cluster=cluster, alpha=alpha)
-        frames.append(staggered.as_estimates(sa, fe_sample))
-        imp = staggered.imputation_did(fe_data, *args, cluster=cluster, alpha=alpha)
+        fe_args = (unit, time, first_treat, outcome, fe_covs or None)
+        sa = staggered.as_estimates(
+            staggered.sun_abraham(fe_data, *fe_args, cluster=cluster, alpha=alpha), fe_sample
+        )
+        frames.append(_with_base_row(sa, "sun_abraham_dynamic", -1))
+        imp, vcovs = staggered.imputation_did_with_vcov(
+            fe_data, *fe_args, cluster=cluster, alpha=alpha
+        )
         frames.append(staggered.as_estimates(imp, fe_sample))
     except ValueError as err:
         raise SpecificationError(f"staggered estimators: {err}") from err
-    return pd.concat(frames, ignore_index=True)
+    vcov = vcovs["dynamic"].rename_axis(index="term")
+    return pd.concat(frames, ignore_index=True), vcov
+
+
+def _with_base_row(tidy: pd.DataFrame, model: str, base: int) -> pd.DataFrame:
+    """`tidy` with a row rel_<base> of `model` (estimate 0, no SE) before the first later event time: the
+    period the event study omitted, stated as the TWFE event study states it."""
+    rows = tidy[tidy["model"] == model]
+    term = analyses.rel_term(base)
+    if rows.empty or term in set(rows["term"]):
+        raise SpecificationError(f"{model}: cannot add the base row {term}")
+    base_row = rows.iloc[[0]].copy()
+    base_row[["term", "estimate"]] = [term, 0.0]
+    base_row[["std_error", "t_stat", "p_value", "conf_low", "conf_high"]] = np.nan
+    times = rows["term"].map(_event_time)
+    after = rows.index[times.to_numpy() > base]
+    at = int(after[0]) if len(after) else int(rows.index[-1]) + 1
+    return pd.concat([tidy.loc[: at - 1], base_row, tidy.loc[at:]], ignore_index=True)
 
 
 def event_terms(tidy: pd.DataFrame, window: Sequence[int]) -> pd.DataFrame:
@@ -276,6 +349,52 @@ def event_terms(tidy: pd.DataFrame, window: Sequence[int]) -> pd.DataFrame:
     return tidy.loc[keep.to_numpy()]
 
 
+def single_pilot_structure(rows: pd.DataFrame) -> frozenset[str]:
+    """The single-pilot states a model absorbed, read from its `controls` column (TWFE writes
+    'a + b', the staggered estimators 'a+b'): the treatment structure its event study shares or not."""
+    found: set[str] = set()
+    for value in rows["controls"].dropna().astype(str).unique():
+        found.update(part.strip() for part in value.split("+"))
+    return frozenset(found & set(SINGLE_PILOT_STATES))
+
+
+def event_study_base(model: str, *, base: int = -1, cs_base_period: str = "universal") -> str:
+    """How the event study of `model` sets its base period: "omitted" (a period omitted, reported as 0:
+    TWFE at `base`, Sun-Abraham and Callaway-Sant'Anna with the universal base at -1), "varying"
+    (Callaway-Sant'Anna's pre-periods against the year before) or "none" (imputation leads)."""
+    if model.startswith("imputation"):
+        return "none"
+    if model.startswith("callaway_santanna"):
+        if cs_base_period not in ("universal", "varying"):
+            raise SpecificationError(f"unknown cs_base_period {cs_base_period!r}")
+        return "omitted" if cs_base_period == "universal" else "varying"
+    if model.startswith("sun_abraham") or model == "event_study":
+        return "omitted"
+    raise SpecificationError(f"no base-period convention known for model {model!r}")
+
+
+_ESTIMATORS_TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "omitted": "{name}，基期 {base}",
+        "varying": "{name}，前期为逐年差分",
+        "none": "{name}，无基期（前期为残差均值）",
+        "note": "相对时间 {lo} 至 {hi}（TWFE 两端合并区间不画）；单一试点状态：{states}",
+        "adjusted": "各序列均已控制",
+        "not_adjusted": "各序列均未控制",
+        "left_out": "；未画（单一试点处理方式不同）：{names}",
+    },
+    "en": {
+        "omitted": "{name}, base {base}",
+        "varying": "{name}, pre-periods year on year",
+        "none": "{name}, no base (leads: mean residuals)",
+        "note": "Event times {lo} to {hi} (binned TWFE endpoints not drawn); single-pilot states: {states}",
+        "adjusted": "absorbed in every series",
+        "not_adjusted": "absorbed in no series",
+        "left_out": "; not drawn (single pilots handled differently): {names}",
+    },
+}
+
+
 def event_study_comparison(
     twfe: pd.DataFrame,
     robust: pd.DataFrame,
@@ -283,34 +402,73 @@ def event_study_comparison(
     *,
     window: Sequence[int] = (-6, 8),
     base: int = -1,
+    cs_base_period: str = "universal",
     twfe_model: str = "event_study",
     twfe_label: str = "TWFE",
     ci: float = 0.95,
     language: Language = "zh",
 ) -> Figure:
-    """The TWFE event study and robust estimators' dynamic effects on one axis (`plots.multi_event_study`).
+    """The TWFE event study and the comparable robust event studies on one axis (`plots.multi_event_study`).
 
     `twfe` is results/estimates/event_study.csv (model `twfe_model`, rel_<k> with the base row at estimate
     0); `robust` is results/estimates/staggered.csv; `series` maps each legend label to a model of it (e.g.
-    "Sun-Abraham": "sun_abraham_dynamic"). Only event times in `window` are drawn. The TWFE endpoints are
-    bins (all periods beyond them); the robust estimators' endpoints are single event times. `ci`: see
-    `plots.confidence_bounds` (0.95 draws each estimator's own interval).
+    "Sun-Abraham": "sun_abraham_dynamic"). Like for like:
+
+    - every series has the dual start as its event; a series is drawn only if it handles the single pilots
+      as the TWFE event study does (`single_pilot_structure`: the same single-pilot states absorbed); the
+      others are left out, logged and named in the figure's note (none comparable: SpecificationError);
+    - the TWFE endpoints of `window` are bins (all periods beyond), the robust estimators' are single event
+      times: only the event times strictly inside `window` are drawn;
+    - each legend entry states its base period (`event_study_base`) and its sample (cities, observations).
+
+    `ci`: see `plots.confidence_bounds` (0.95 draws each estimator's own interval).
     """
     if not series:
         raise SpecificationError("no robust estimator to plot next to TWFE")
-    frames = {
-        twfe_label: event_terms(_model_rows(twfe, twfe_model, "the TWFE event study"), window)
-    }
+    lang = tables.check_language(language)
+    text = _ESTIMATORS_TEXT[lang]
+    lo, hi = int(window[0]) + 1, int(window[1]) - 1  # the binned endpoints are not comparable
+    twfe_rows = _model_rows(twfe, twfe_model, "the TWFE event study")
+    structure = single_pilot_structure(twfe_rows)
+
+    def name(label: str, model: str) -> str:
+        kind = event_study_base(model, base=base, cs_base_period=cs_base_period)
+        return text[kind].format(name=label, base=base)
+
+    frames = {name(twfe_label, twfe_model): event_terms(twfe_rows, (lo, hi))}
+    left_out = []
     for label, model in series.items():
-        if label in frames:
+        rows = _model_rows(robust, model, "the staggered estimates")
+        if single_pilot_structure(rows) != structure:
+            left_out.append(label)
+            log.warning(
+                "%s (%s) is not drawn next to TWFE: it absorbs single-pilot states %s, TWFE %s",
+                label,
+                model,
+                sorted(single_pilot_structure(rows)),
+                sorted(structure),
+            )
+            continue
+        key = name(label, model)
+        if key in frames:
             raise SpecificationError(f"legend label {label!r} is used twice")
-        frames[label] = event_terms(_model_rows(robust, model, "the staggered estimates"), window)
+        frames[key] = event_terms(rows, (lo, hi))
+    if len(frames) == 1:
+        raise SpecificationError(
+            f"no robust event study handles the single pilots as the TWFE event study does "
+            f"(absorbed: {sorted(structure)}); left out: {left_out}"
+        )
     empty = [label for label, frame in frames.items() if frame.empty]
     if empty:
-        raise SpecificationError(
-            f"no event-time estimates in the window {list(window)} for {empty}"
-        )
-    return plots.multi_event_study(frames, base_period=base, ci=ci, language=language)
+        raise SpecificationError(f"no event-time estimates in the window {[lo, hi]} for {empty}")
+    fig = plots.multi_event_study(frames, base_period=base, ci=ci, language=lang)
+    note = text["note"].format(
+        lo=lo, hi=hi, states=text["adjusted" if structure else "not_adjusted"]
+    )
+    if left_out:
+        note += text["left_out"].format(names=("、" if lang == "zh" else ", ").join(left_out))
+    fig.axes[0].set_title(note, loc="left", fontsize="small")
+    return fig
 
 
 def _model_rows(tidy: pd.DataFrame, model: str, what: str) -> pd.DataFrame:
@@ -322,8 +480,14 @@ def _model_rows(tidy: pd.DataFrame, model: str, what: str) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------------
-# HonestDiD on the TWFE event study
+# HonestDiD on a reported event study (imputation by default, or TWFE)
 # --------------------------------------------------------------------------------------------------
+
+HONEST_SOURCES: dict[str, tuple[str, str]] = {
+    "imputation": ("imputation_dynamic", "estimate_staggered"),
+    "twfe": ("event_study", "estimate_event_study"),
+}
+"""config `robustness: honestdid: event_study` -> (model of the event study, rule that writes it)."""
 
 
 def event_study_estimates(
@@ -331,16 +495,18 @@ def event_study_estimates(
     vcov: pd.DataFrame,
     *,
     model: str = "event_study",
+    rule: str = "estimate_event_study",
     rtol: float = 1e-6,
 ) -> pd.Series:
-    """The event-time coefficients of the TWFE event study, in the order of their vcov.
+    """The event-time coefficients of a reported event study, in the order of their vcov.
 
-    `reported` is results/estimates/event_study.csv and `vcov` results/estimates/event_study_vcov.csv
-    (read with ``index_col="term"``), both written by rule estimate_event_study, so HonestDiD runs on the
-    event study the paper reports without re-fitting it. The two files must belong together: the vcov is
-    square and symmetric over the terms, every term has a row in `reported` (model `model`), and the
-    standard errors there equal the square roots of the vcov's diagonal (within `rtol`); otherwise
-    SpecificationError (e.g. one file is from an older run).
+    `reported` holds the estimates (results/estimates/event_study.csv, model "event_study", or
+    staggered.csv, model "imputation_dynamic") and `vcov` the covariance of the event-time terms
+    (event_study_vcov.csv or imputation_event_study_vcov.csv, read with ``index_col="term"``), both
+    written by rule `rule`, so HonestDiD runs on the reported event study without re-fitting it. The two
+    files must belong together: the vcov is square and symmetric over the terms, every term has a row in
+    `reported` (model `model`), and the standard errors there equal the square roots of the vcov's
+    diagonal (within `rtol`); otherwise SpecificationError (e.g. one file is from an older run).
     """
     rows = _model_rows(reported, model, "the reported event study")
     if rows["term"].duplicated().any():
@@ -360,16 +526,64 @@ def event_study_estimates(
     absent = [t for t in terms if t not in rows.index]
     if absent:
         raise SpecificationError(
-            f"event_study.csv lacks the terms {absent} of event_study_vcov.csv: the two files are "
-            "from different runs; rebuild them with rule estimate_event_study"
+            f"the estimates of {model!r} lack the terms {absent} of its vcov: the two files are "
+            f"from different runs; rebuild them with rule {rule}"
         )
     se_want = rows.loc[terms, "std_error"].to_numpy(dtype=float)
     if not np.allclose(np.sqrt(np.diag(matrix)), se_want, rtol=rtol, atol=0):
         raise SpecificationError(
-            "the standard errors of event_study.csv differ from the vcov in event_study_vcov.csv: "
-            "the two files are from different runs; rebuild them with rule estimate_event_study"
+            f"the standard errors of {model!r} differ from its vcov: the two files are from "
+            f"different runs; rebuild them with rule {rule}"
         )
     return rows.loc[terms, "estimate"].astype(float).rename("estimate")
+
+
+def honest_event_study(
+    reported: pd.DataFrame,
+    vcov: pd.DataFrame,
+    *,
+    source: str = "imputation",
+    base: int = -1,
+    window: Sequence[int] = (-6, 8),
+    exclude_endpoints: bool = True,
+) -> tuple[pd.Series, pd.DataFrame, list[str]]:
+    """The event study HonestDiD analyses: (coefficients, vcov, terms to leave out), base period omitted.
+
+    `source` (config `robustness: honestdid: event_study`): "imputation" reads model imputation_dynamic
+    (staggered.csv and imputation_event_study_vcov.csv). Its coefficients are mean residuals normalised at
+    no period, so the event times of `window` (single event times, no bins) are re-expressed relative to
+    `base` with their joint covariance (`honestdid.normalise_at_base`: b_e - b_base); the effects HonestDiD
+    then bounds are those differences, as in any event study normalised at `base`. "twfe" reads the TWFE
+    event study (event_study.csv and event_study_vcov.csv), which omitted `base` already; with
+    `exclude_endpoints` its two binned endpoints are left out (a bin pools several years).
+    """
+    if source not in HONEST_SOURCES:
+        raise SpecificationError(
+            f"HonestDiD event study {source!r}: one of {sorted(HONEST_SOURCES)}"
+        )
+    model, rule = HONEST_SOURCES[source]
+    coef = event_study_estimates(reported, vcov, model=model, rule=rule)
+    if source == "twfe":
+        by_time = sorted(coef.index, key=_event_time)
+        exclude = [by_time[0], by_time[-1]] if exclude_endpoints else []
+        return coef, vcov.loc[coef.index, coef.index], exclude
+    lo, hi = (int(v) for v in window)
+    inside = [t for t in coef.index if lo <= _event_time(t) <= hi]
+    try:
+        times, beta, sigma = hd.normalise_at_base(
+            [_event_time(t) for t in inside],
+            coef[inside].to_numpy(dtype=float),
+            vcov.loc[inside, inside].to_numpy(dtype=float),
+            base_period=base,
+        )
+    except hd.HonestDiDError as err:
+        raise SpecificationError(f"HonestDiD on {model}: {err}") from err
+    terms = [analyses.rel_term(t) for t in times]
+    return (
+        pd.Series(beta, index=terms, name="estimate"),
+        pd.DataFrame(sigma, index=terms, columns=terms),
+        [],
+    )
 
 
 def _event_time(term: str) -> int:
@@ -384,6 +598,7 @@ def honest_sensitivity(
     vcov: pd.DataFrame,
     *,
     base: int = -1,
+    source: str = "twfe",
     exclude_terms: Sequence[str] = (),
     Mbar_grid: Sequence[float] = (0.5, 1.0, 2.0),
     M_grid: Sequence[float] | None = None,
@@ -401,8 +616,9 @@ def honest_sensitivity(
     base period `base` is the omitted, normalised period (-1 here, the R package's 0), the pre-periods
     `base`-1, `base`-2, ... and the post periods 0, 1, ... must be consecutive. Restrictions: relative
     magnitudes with `Mbar_grid` and second-difference smoothness with `M_grid` (None: data-driven, see
-    `honestdid.honest_did`). Columns: those of `honestdid.honest_did` plus base_period, pre_periods and
-    post_periods (e.g. "-5..-2", "0..7"); the average post effect averages the post periods listed.
+    `honestdid.honest_did`). Columns: those of `honestdid.honest_did` plus event_study (`source`, the
+    event study analysed: see `honest_event_study`), base_period, pre_periods and post_periods (e.g.
+    "-5..-2", "0..7"); the average post effect averages the post periods listed.
     """
     terms = list(coef.index)
     unknown = [t for t in exclude_terms if t not in terms]
@@ -436,10 +652,52 @@ def honest_sensitivity(
     pre = [t for t in ordered if t < base]
     post = [t for t in ordered if t > base]
     return out.assign(
+        event_study=source,
         base_period=base,
         pre_periods=f"{pre[0]}..{pre[-1]}",
         post_periods=f"{post[0]}..{post[-1]}",
     )
+
+
+_HONEST_INPUT_TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "imputation": "输入为插补估计量（Borusyak-Jaravel-Spiess）的事件研究及其协方差矩阵，其系数（残差均值，"
+        "无基期）改写为相对第 {base} 期之差（b_e − b_{base}），故原始置信区间是该差值的区间",
+        "twfe": "输入为 TWFE 事件研究及其协方差矩阵，以第 {base} 期为省略的基期",
+        "periods": "前期 {pre}，后期 {post}",
+        "bounds": "M̄ 为相对幅度约束的上限，M 为平滑性约束（二阶差分）的上限",
+    },
+    "en": {
+        "imputation": "Input: the imputation (Borusyak-Jaravel-Spiess) event study and its covariance; its "
+        "coefficients (mean residuals, normalised at no period) are re-expressed relative to event time "
+        "{base} (b_e − b_{base}), so the original interval is that of the difference",
+        "twfe": "Input: the TWFE event study and its covariance, event time {base} the omitted base period",
+        "periods": "pre-periods {pre}, post-periods {post}",
+        "bounds": "M̄ bounds the relative magnitudes, M the second differences (smoothness)",
+    },
+}
+
+
+def honestdid_note(frame: pd.DataFrame, *, language: Language = "zh", short: bool = False) -> str:
+    """The note of the HonestDiD table (and, `short`, its first sentence for the figure), read from
+    honestdid.csv: which event study was analysed, its base period and how it was normalised, the periods
+    used, and what M̄ and M bound."""
+    lang = tables.check_language(language)
+    text = _HONEST_INPUT_TEXT[lang]
+    cols = ["event_study", "base_period", "pre_periods", "post_periods"]
+    analyses._need_columns(frame, cols, "the HonestDiD note")
+    described = frame[cols].drop_duplicates()
+    if len(described) != 1:
+        raise SpecificationError(
+            f"honestdid.csv mixes event studies: {described.to_dict('records')}"
+        )
+    row = described.iloc[0]
+    parts = [
+        text[str(row["event_study"])].format(base=int(row["base_period"])),
+        text["periods"].format(pre=row["pre_periods"], post=row["post_periods"]),
+        text["bounds"],
+    ]
+    return tables._join_sentences(parts[:2] if short else parts, lang)
 
 
 _HONEST_TEXT: dict[str, dict[str, str]] = {
@@ -477,8 +735,9 @@ def honestdid_figure(
     language: Language = "zh",
     labels: tables.Labels | Mapping[str, tuple[str, str]] | None = None,
 ) -> Figure:
-    """Sensitivity plot: one row of panels per target (first_post, avg_post), relative magnitudes on the
-    left and smoothness on the right; each panel shows the original CI and the robust set at each M̄ or
+    """Sensitivity plot: the event study analysed and its base period on top (`honestdid_note`), one row
+    of panels per target (first_post, avg_post), relative magnitudes on the left and smoothness on the
+    right; each panel shows the original CI and the robust set at each M̄ or
     M as vertical intervals (methods side by side), an empty set as a labelled cross. Targets and methods
     are labelled from `labels` (resources/labels/terms.csv: ``first_post``, ``method:FLCI``, ...); the
     M̄/M ticks share one number of decimals (`bound_ticks`); one legend for all panels sits below them,
@@ -487,7 +746,9 @@ def honestdid_figure(
     lab = tables.resolve_labels(labels)
     text = _HONEST_TEXT[lang]
     targets = list(dict.fromkeys(frame["target"]))
-    fig = Figure(figsize=(9.0, 3.2 * len(targets) + 0.6), layout="constrained")
+    fig = Figure(figsize=(9.0, 3.2 * len(targets) + 0.9), layout="constrained")
+    # which event study, and relative to which base period (the figure states it, as the table does)
+    fig.suptitle(honestdid_note(frame, language=lang, short=True), fontsize="small", wrap=True)
     axes = fig.subplots(len(targets), 2, squeeze=False)
     level = f"{(1 - alpha) * 100:g}%"
     legend: dict[str, Any] = {}
@@ -548,7 +809,12 @@ def _interval(ax: Any, x: float, row: pd.Series, **style: Any) -> Any:
         ax.annotate(text["empty"], (x, 0.0), xytext=(0, 6), textcoords="offset points", ha="center")
         return None
     (line,) = ax.plot(
-        [x, x], [lo, hi], color=style["color"], linewidth=2.0, marker=style["marker"], markevery=[0, 1]
+        [x, x],
+        [lo, hi],
+        color=style["color"],
+        linewidth=2.0,
+        marker=style["marker"],
+        markevery=[0, 1],
     )
     return line
 
