@@ -165,6 +165,10 @@ def test_static_twfe_misses_a_growing_effect_the_robust_estimators_recover(runs)
     table = run["table"]
     twfe = table.loc["twfe"]
     assert not twfe["covered"] and twfe["conf_high"] < twfe["truth"]
+    # the numbers docs/demo-data.md quotes
+    documented = [0.291, 0.274, 0.307, 0.308]
+    got = twfe[["estimate", "conf_low", "conf_high", "truth"]].to_numpy(dtype=float)
+    np.testing.assert_allclose(got, documented, atol=0.0005 + 1e-9)
     for estimator in [*ROBUST, "sun_abraham"]:
         assert table.loc[estimator, "covered"], table.loc[estimator]
     # why: TWFE's estimand, the same regression on the noise-free planted effect, is below the ATT,
@@ -250,6 +254,8 @@ def test_truth_records_each_effect_in_lq_units(runs) -> None:
     }
     assert summary["event_path_dual_lq"]["0"]["effect"] == pytest.approx(0.12, abs=0.002)
     assert summary["att_sc_only_lq"] == pytest.approx(0.04, abs=0.001)
+    # m_t within 0.001 of 1 (docs/demo-data.md): lq and lq* units nearly agree
+    assert 0 < runs["default"]["summary"]["max_abs_weighted_mean_lq_star_minus_1"] < 0.001
 
 
 # ------------------------------------------------------------------------------------------ the module
