@@ -11,8 +11,10 @@ import yaml
 
 from workflow_helpers import copy_workflow, snakemake
 
-# Small but complete: every stage runs, with few draws (about 2 minutes on 2 cores).
+# Small but complete: every stage runs, with few draws (about 2 minutes on 2 cores). English tables and
+# captions: tests/test_report.py reads them.
 SMALL_OVERLAY: dict[str, Any] = {
+    "tables": {"language": "en"},
     "figures": {"dpi": 80},
     "placebo": {"draws": 20, "shards": 2},
     "heterogeneity": {"draws": 20, "shards": 1},

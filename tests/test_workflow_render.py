@@ -71,7 +71,7 @@ def test_changing_tables_and_figures_reruns_render_jobs_only(small_study: Path):
     (small_study / "presentation.yaml").write_text(
         yaml.safe_dump(
             {
-                "tables": {"language": "en", "digits": 4},
+                "tables": {"language": "zh", "digits": 4},  # the small study is English
                 "figures": {"dpi": 81, "ci": 0.9},
             }
         ),
