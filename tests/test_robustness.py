@@ -354,6 +354,27 @@ def test_event_study_base_periods_in_the_estimates(panel: pd.DataFrame) -> None:
     )
 
 
+def test_twfe_event_study_table_states_its_base_period(panel: pd.DataFrame) -> None:
+    from dualpilot import render
+
+    root = Path(__file__).resolve().parents[1]
+    tidy = analyses.event_study(panel, CONTROLS, window=(-4, 4))
+    base = tidy.set_index("term").loc["rel_-1"]
+    assert base["estimate"] == 0 and math.isnan(base["std_error"])
+    for language, sentence in (
+        ("en", "The row at 0.000 without a standard error is the omitted base period"),
+        ("zh", "系数为 0.000 且无标准误的一行为省略的基期"),
+    ):
+        table = render.analysis_table(
+            tidy,
+            "event_study",
+            specs_path=str(root / "resources" / "labels" / "tables.csv"),
+            labels=tables.load_labels(),
+            settings={"language": language, "digits": 3, "stars": [0.1, 0.05, 0.01]},
+        )
+        assert sentence in tables.to_markdown(table)
+
+
 # ------------------------------------------------------------------------------------------------
 # HonestDiD wiring
 # ------------------------------------------------------------------------------------------------
