@@ -499,15 +499,28 @@ def test_honestdid_input_is_the_imputation_event_study_with_its_vcov(
         )  # the imputation event study is not in event_study.csv
 
 
-def test_honestdid_default_is_the_imputation_event_study() -> None:
+def test_honestdid_reads_the_imputation_event_study_by_default_and_twfe_as_an_option(
+    tmp_path,
+) -> None:
+    """Dry runs of rule estimate_honestdid in a copy of the workflow: by default it waits for
+    estimate_staggered (the imputation event study and its vcov), with `event_study: twfe` for
+    estimate_event_study instead."""
     import yaml
 
-    root = Path(__file__).resolve().parents[1]
-    config = yaml.safe_load((root / "config" / "config.yaml").read_text(encoding="utf-8"))
+    from workflow_helpers import copy_workflow, snakemake
+
+    work = copy_workflow(tmp_path / "wf")
+    config = yaml.safe_load((work / "config" / "config.yaml").read_text(encoding="utf-8"))
     assert config["robustness"]["honestdid"]["event_study"] == "imputation"
-    rules = (root / "workflow" / "rules" / "robustness.smk").read_text(encoding="utf-8")
-    assert '"vcov": "results/estimates/imputation_event_study_vcov.csv"' in rules
-    assert rb.HONEST_SOURCES["imputation"] == ("imputation_dynamic", "estimate_staggered")
+    (work / "twfe.yaml").write_text("robustness:\n  honestdid:\n    event_study: twfe\n")
+    target = "results/estimates/honestdid.csv"
+    for overlay, needed, not_needed in (
+        ((), "estimate_staggered", "estimate_event_study"),
+        (("--configfile", "twfe.yaml"), "estimate_event_study", "estimate_staggered"),
+    ):
+        proc = snakemake(work, target, "--dry-run", *overlay)
+        jobs = proc.stdout + proc.stderr
+        assert f"rule {needed}:" in jobs and f"rule {not_needed}:" not in jobs, jobs[-2000:]
 
 
 # ------------------------------------------------------------------------------------------------
