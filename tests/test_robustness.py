@@ -483,7 +483,10 @@ def test_honestdid_input_is_the_imputation_event_study_with_its_vcov(
     # the table and the figure state the event study and its base period
     note = rb.honestdid_note(out, language="en")
     assert note.startswith("Input: the imputation (Borusyak-Jaravel-Spiess) event study")
-    assert "relative to event time -1" in note and "pre-periods -4..-2, post-periods 0..3" in note
+    assert (
+        "differences from the coefficient at event time -1" in note
+        and "pre-periods -4..-2, post-periods 0..3" in note
+    )
     fig = rb.honestdid_figure(out, language="en")
     assert fig.get_suptitle() == rb.honestdid_note(out, language="en", short=True)
     assert "以第 -1 期为省略的基期" in rb.honestdid_note(out.assign(event_study="twfe"))

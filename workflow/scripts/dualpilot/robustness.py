@@ -661,16 +661,16 @@ def honest_sensitivity(
 
 _HONEST_INPUT_TEXT: dict[str, dict[str, str]] = {
     "zh": {
-        "imputation": "输入为插补估计量（Borusyak-Jaravel-Spiess）的事件研究及其协方差矩阵，其系数（残差均值，"
-        "无基期）改写为相对第 {base} 期之差（b_e − b_{base}），故原始置信区间是该差值的区间",
+        "imputation": "输入为插补估计量（BJS）的事件研究及其协方差矩阵，其系数（残差均值，无基期）改写为与第 "
+        "{base} 期系数之差，故原始置信区间是该差值的区间",
         "twfe": "输入为 TWFE 事件研究及其协方差矩阵，以第 {base} 期为省略的基期",
         "periods": "前期 {pre}，后期 {post}",
         "bounds": "M̄ 为相对幅度约束的上限，M 为平滑性约束（二阶差分）的上限",
     },
     "en": {
         "imputation": "Input: the imputation (Borusyak-Jaravel-Spiess) event study and its covariance; its "
-        "coefficients (mean residuals, normalised at no period) are re-expressed relative to event time "
-        "{base} (b_e − b_{base}), so the original interval is that of the difference",
+        "coefficients (mean residuals, normalised at no period) are re-expressed as differences from the "
+        "coefficient at event time {base}, so the original interval is that of such a difference",
         "twfe": "Input: the TWFE event study and its covariance, event time {base} the omitted base period",
         "periods": "pre-periods {pre}, post-periods {post}",
         "bounds": "M̄ bounds the relative magnitudes, M the second differences (smoothness)",
