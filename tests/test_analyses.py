@@ -74,6 +74,188 @@ def test_baseline_with_controls_and_bootstrap_rows(make_panel, baseline_controls
     assert (out["term"] == "wildboot: dual_post").sum() == 3
 
 
+@pytest.fixture(scope="module")
+def province_panel(make_panel) -> pd.DataFrame:
+    """12 provinces (province 0 holds one city), a small effect: bootstrap p-values far from 0 and 1."""
+    return make_panel(n_cities=96, n_provinces=12, dual_effect=0.004, noise_sd=0.05, seed=17)
+
+
+def wildboottest_on_dummies(df, regressors, fes, cluster, *, reps, seed, weights_type):
+    """The wildboottest package (WCR11, called as `estimation._wcr_pvalue` calls it) on an explicit
+    design: the regressors and one dummy per fixed-effect level, collinear dummies dropped (pivoted
+    QR), instead of the engine's design with the nested effects partialled out."""
+    from scipy.linalg import qr
+
+    from dualpilot import estimation as est
+
+    dummies = [pd.get_dummies(df[f], dtype=float).to_numpy() for f in fes]
+    x = np.column_stack([df[regressors].to_numpy(float), *dummies])
+    _, r, piv = qr(x, mode="economic", pivoting=True)
+    rank = int((np.abs(np.diag(r)) > 1e-9 * abs(r[0, 0])).sum())
+    keep = np.sort(piv[:rank])
+    assert all(j in keep for j in range(len(regressors)))  # the regressors are identified
+    p_value, _, _ = est._wcr_pvalue(
+        df["lq"].to_numpy(float), x[:, keep], df[cluster].to_numpy(), 0, null=0.0, reps=reps,
+        seed=seed, weights_type=weights_type, impose_null=True,
+    )  # fmt: skip
+    return p_value
+
+
+@pytest.mark.parametrize("weights_type", ["webb", "rademacher"])
+def test_baseline_province_wild_bootstrap_equals_pyfixest(
+    province_panel, baseline_controls, weights_type
+):
+    """Each column's province wild bootstrap (WCR11, same seed and weights) gives the p-value of
+    pyfixest's `wildboottest` (columns 1 and 2; converted to the (1 + #)/(1 + B) rule) and of the
+    wildboottest package on the explicit dummy design (all three columns: pyfixest's one-hot design
+    is rank deficient with city and province x year effects); the coefficient rows keep the city
+    clusters."""
+    import warnings
+
+    import pyfixest as pf
+
+    reps, seed = 999, 11
+    boot = {"reps": reps, "seed": seed, "weights_type": weights_type, "cluster": "province"}
+    out = an.baseline(province_panel, baseline_controls, bootstrap=boot)
+    # cluster codes in sorted order of the province names, as the estimation module numbers them
+    # (the bootstrap weights are drawn cluster by cluster in that order)
+    df = province_panel.assign(
+        cid=province_panel["city_code"].astype(int),
+        pid=province_panel.groupby("province").ngroup(),
+        pyid=province_panel.groupby(["province", "year"]).ngroup(),
+    )
+    without_singletons = df[df.groupby("pyid")["cid"].transform("size") > 1]
+    specs = {
+        "(1)": ([], ["cid", "year"], df),
+        "(2)": (baseline_controls, ["cid", "year"], df),
+        "(3)": (baseline_controls, ["cid", "pyid"], without_singletons),
+    }
+    for model, (controls, fes, data) in specs.items():
+        rows = by_term(out, model)
+        assert rows.loc["dual_post", "n_clusters"] == data["cid"].nunique()  # city SEs
+        assert rows.loc["dual_post", "vcov"].startswith("CRV1 by city_code")
+        row = rows.loc["wildboot: dual_post"]
+        assert row["vcov"].startswith("wild cluster bootstrap WCR11 by province")
+        assert f"{weights_type} weights, {reps} draws, seed {seed}" in row["vcov"]
+        assert row["n_clusters"] == data["pid"].nunique() and row["n_obs"] == len(data)
+        assert 0.05 < row["p_value"] < 0.95  # a real test, not a corner case
+        regressors = ["dual_post", *controls]
+        package = wildboottest_on_dummies(
+            data, regressors, fes, "pid", reps=reps, seed=seed, weights_type=weights_type
+        )
+        assert row["p_value"] == pytest.approx(package, abs=1e-12), model
+        if model == "(3)":
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = pf.feols(
+                f"lq ~ {' + '.join(regressors)} | {' + '.join(fes)}", data=data,
+                vcov={"CRV1": "pid"},
+            ).wildboottest(reps=reps, param="dual_post", seed=seed, weights_type=weights_type)  # fmt: skip
+        # pyfixest reports #{|t*| > |t|} / B; ours adds the observed t: (1 + #) / (1 + B)
+        n_extreme = round(float(ref["Pr(>|t|)"]) * reps)
+        assert row["p_value"] == pytest.approx((1 + n_extreme) / (1 + reps), abs=1e-12), model
+
+
+def test_wild_bootstrap_interval_inverts_the_test(province_panel):
+    """The interval's ends are where the bootstrap p-value (same seed and weights) crosses 1 - level."""
+    from dualpilot import estimation as est
+
+    fit = est.fit(province_panel, outcome="lq", terms=["dual_post"], cluster="province")
+    kw = {"reps": 198, "seed": 3, "weights_type": "webb"}  # (1 + n) / 199 is never 0.1
+    boot = est.wild_bootstrap(fit, "dual_post", ci_level=0.9, **kw)
+    lo, hi = boot.conf_low, boot.conf_high
+    se = fit.se["dual_post"]
+    assert lo < fit.coef["dual_post"] < hi
+    # the p-value of the WCR test is a step function of the null, not always monotone at the finest
+    # scale: a twentieth of an SE on either side of an end lies inside and outside the interval
+    for end, outward in ((lo, -1.0), (hi, 1.0)):
+        inside = est.wild_bootstrap(fit, "dual_post", null=end - outward * 0.05 * se, **kw)
+        outside = est.wild_bootstrap(fit, "dual_post", null=end + outward * 0.05 * se, **kw)
+        assert inside.p_value > 0.1 >= outside.p_value
+    # close to the interval of the province CRV1 t test (G - 1 df), as with a fair bootstrap
+    t_crit = stats.t.ppf(0.95, fit.n_clusters - 1)
+    assert abs(lo - (fit.coef["dual_post"] - t_crit * se)) < 0.5 * se
+    assert abs(hi - (fit.coef["dual_post"] + t_crit * se)) < 0.5 * se
+    row = est.bootstrap_row(fit, boot, model="(1)").iloc[0]
+    assert (row["conf_low"], row["conf_high"]) == (lo, hi)
+    assert est.parse_bootstrap_label(row["vcov"])["level"] == 90
+
+
+def test_test_inversion_finds_the_ends_of_a_step_function():
+    from dualpilot import estimation as est
+
+    calls = []
+
+    def pvalue(b0: float) -> float:
+        calls.append(b0)
+        return 0.5 if -0.25 < b0 - 1.0 < 0.3 else 0.01
+
+    lo, hi = est._invert_test(pvalue, estimate=1.0, se=0.1, alpha=0.05)
+    assert lo == pytest.approx(0.75, abs=1e-4) and hi == pytest.approx(1.3, abs=1e-4)
+    assert len(calls) < 40
+    with pytest.raises(EstimationError, match="unbounded"):
+        est._invert_test(lambda b0: 0.5, estimate=1.0, se=0.1, alpha=0.05)
+
+
+def test_baseline_table_shows_city_se_and_province_bootstrap(province_panel, baseline_controls):
+    """The rendered baseline table: city-clustered SEs in parentheses (the note says so), then rows
+    with the province wild bootstrap p-value, its interval when computed, and the number of
+    provinces; the note describes the bootstrap (both languages)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from dualpilot import estimation as est
+    from dualpilot import render, tables
+
+    boot = {"reps": 99, "seed": 5, "weights_type": "webb", "cluster": "province"}
+    out = an.baseline(province_panel, baseline_controls, bootstrap=boot)
+    specs = Path(__file__).resolve().parents[1] / "resources" / "labels" / "tables.csv"
+    labels = tables.load_labels()
+    settings = {"stars": [0.1, 0.05, 0.01], "digits": 3}
+    expected = {
+        "zh": ("野自助法 p 值（省份聚类）", "省份聚类数", "聚类到城市层面", "按省份聚类的 WCR 野聚类自助法"),
+        "en": ("Wild cluster bootstrap p (province clusters)", "Clusters (province)",
+               "clustered by city", "WCR wild cluster bootstrap by province"),
+    }  # fmt: skip
+    for language, (p_row, g_row, se_note, boot_note) in expected.items():
+        table = render.analysis_table(
+            out, "baseline", specs_path=specs, labels=labels,
+            settings=settings | {"language": language},
+        )  # fmt: skip
+        rows = {r.cells[0]: r.cells[1:] for p in table.panels for r in p.rows}
+        p_values = by_term(out, "(1)"), by_term(out, "(2)"), by_term(out, "(3)")
+        assert rows[p_row] == tuple(
+            tables.format_p(b.loc["wildboot: dual_post", "p_value"], 3) for b in p_values
+        )
+        assert rows[g_row] == tuple(
+            str(b.loc["wildboot: dual_post", "n_clusters"]) for b in p_values
+        )
+        coef = [b.loc["dual_post"] for b in p_values]
+        ses = next(r.cells[1:] for p in table.panels for r in p.rows if r.kind == "se")
+        assert ses == tuple(f"({tables.format_number(c['std_error'], 3)})" for c in coef)
+        note = " ".join(table.notes)
+        assert (
+            se_note in note
+            and boot_note in note
+            and "99" in note
+            and "seed 5" in note.replace("种子", "seed")
+        )
+    # with an interval (as ci_level gives), a row shows it
+    fit = est.fit(province_panel, outcome="lq", terms=["dual_post"], cluster="province")
+    result = est.wild_bootstrap(fit, "dual_post", reps=99, seed=5, weights_type="webb")
+    result = replace(result, conf_low=0.001, conf_high=0.0123, ci_level=0.95)
+    with_ci = pd.concat(
+        [out[out["model"] == "(1)"].iloc[:1], est.bootstrap_row(fit, result, model="(1)")]
+    )
+    table = render.analysis_table(
+        with_ci, "baseline", specs_path=specs, labels=labels, settings=settings | {"language": "en"}
+    )
+    rows = {r.cells[0]: r.cells[1:] for p in table.panels for r in p.rows}
+    assert rows["Wild bootstrap 95% CI"] == ("[0.001, 0.012]",)
+    assert "inverts the bootstrap test" in " ".join(table.notes)
+
+
 def test_options_are_passed_to_every_model(make_panel):
     panel = make_panel(dual_effect=0.3, seed=1)
     out = an.baseline(panel, [], options={"vcov": "hetero", "cluster": None, "outcome": "lq"})

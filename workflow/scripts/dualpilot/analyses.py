@@ -14,7 +14,7 @@ SE) and `wildboot: ...` (wild cluster bootstrap p-value).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -79,11 +79,16 @@ class Options:
 
 @dataclass(frozen=True)
 class BootstrapOptions:
-    """Wild cluster bootstrap settings (see `estimation.wild_bootstrap`)."""
+    """Wild cluster bootstrap settings (see `estimation.wild_bootstrap`).
+
+    `cluster`: the bootstrap's cluster variable (None: the model's own clusters); `ci_level`: also the
+    confidence interval by test inversion at this level (None: the p-value only)."""
 
     reps: int
     seed: int
     weights_type: est.BootstrapWeights = "webb"
+    cluster: str | None = None
+    ci_level: float | None = None
 
     @classmethod
     def coerce(cls, value: BootstrapOptions | Mapping[str, Any] | None) -> BootstrapOptions | None:
@@ -118,8 +123,10 @@ def baseline(
     - "(2)": + controls;
     - "(3)": + controls | unit + province^time.
 
-    With `bootstrap`, each model also gets a "wildboot: <treatment>" row (wild cluster bootstrap p-value).
-    With `include_controls`, the controls' coefficients are reported too.
+    With `bootstrap`, each model also gets a "wildboot: <treatment>" row: the wild cluster bootstrap
+    p-value (and interval, with `ci_level`) of the same model clustered by `bootstrap.cluster` (e.g.
+    province, beside the city-clustered standard errors of the coefficient rows; the row's n_clusters
+    and vcov are the bootstrap's). With `include_controls`, the controls' coefficients are reported too.
     """
     opts = Options.coerce(options)
     boot = BootstrapOptions.coerce(bootstrap)
@@ -135,10 +142,16 @@ def baseline(
         terms = [treatment, *ctrl] if include_controls else [treatment]
         frames.append(est.tidy(fit, model=name, terms=terms))
         if boot is not None:
+            boot_fit = fit
+            if boot.cluster is not None and (opts.vcov, opts.cluster) != ("cluster", boot.cluster):
+                _need_columns(panel, [boot.cluster], "the bootstrap's clusters")
+                boot_opts = replace(opts, vcov="cluster", cluster=boot.cluster)
+                boot_fit = boot_opts.fit(panel, [treatment], ctrl, fes)
             result = est.wild_bootstrap(
-                fit, treatment, reps=boot.reps, seed=boot.seed, weights_type=boot.weights_type
-            )
-            frames.append(est.bootstrap_row(fit, result, model=name))
+                boot_fit, treatment, reps=boot.reps, seed=boot.seed,
+                weights_type=boot.weights_type, ci_level=boot.ci_level,
+            )  # fmt: skip
+            frames.append(est.bootstrap_row(boot_fit, result, model=name))
     return est.concat_tidy(frames)
 
 

@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -627,6 +628,12 @@ class WildBootstrap:
     cluster: str
     impose_null: bool
     full_enumeration: bool
+    null: float = 0.0
+    """The coefficient value under H0 (0 unless `wild_bootstrap` was given another)."""
+    conf_low: float = math.nan
+    conf_high: float = math.nan
+    """The confidence interval by test inversion (`ci_level` of `wild_bootstrap`); NaN if not asked."""
+    ci_level: float | None = None
 
 
 def _nested_in(fe_codes: np.ndarray, cluster_codes: np.ndarray) -> bool:
@@ -685,6 +692,71 @@ def _bootstrap_design(fit: Fit) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return y, design, names + [f"_fe{j}" for j in range(extra.shape[1])]
 
 
+def _wcr_pvalue(
+    y: np.ndarray,
+    x: np.ndarray,
+    clusters: np.ndarray,
+    column: int,
+    *,
+    null: float,
+    reps: int,
+    seed: int,
+    weights_type: str,
+    impose_null: bool,
+) -> tuple[float, int, bool]:
+    """p-value of H0: b_column = null on the bootstrap design, with the draws' count and whether they
+    enumerate every sign vector. H0: b = null is H0: b = 0 for y - null * x_column (the design is
+    linear), so the same seed gives the same bootstrap weights for every null."""
+    from wildboottest.wildboottest import WildboottestCL  # heavy import (numba): only when used
+
+    r_vec = np.zeros(x.shape[1])
+    r_vec[column] = 1.0
+    shifted = y - null * x[:, column] if null else y
+    boot = WildboottestCL(
+        X=x, Y=shifted, cluster=clusters, R=r_vec, B=reps, seed=seed, parallel=False
+    )
+    boot.get_scores(bootstrap_type="11", impose_null=impose_null, adj=True, cluster_adj=True)
+    boot.get_weights(weights_type=weights_type)
+    boot.get_numer()
+    boot.get_denom()
+    boot.get_tboot()
+    boot.get_vcov()
+    boot.get_tstat()
+    # p by the +1 rule of dualpilot.resampling: (1 + #{|t*| >= |t|}) / (1 + B); under full
+    # enumeration the identity sign vector is one of the 2^G draws, so the exact share is used.
+    t_boot = np.asarray(boot.t_boot, dtype=float).ravel()
+    n_extreme = resampling.count_at_least(t_boot, float(np.ravel(boot.t_stat)[0]))
+    full = bool(boot.full_enumeration)
+    return resampling.resampled_pvalue(n_extreme, t_boot.size, exact=full), int(boot.B), full
+
+
+def _invert_test(
+    pvalue: Callable[[float], float], estimate: float, se: float, alpha: float
+) -> tuple[float, float]:
+    """The interval {b0 : p(b0) > alpha} around `estimate` (where p = 1), each end by bisection to
+    1e-3 standard errors after doubling steps outward from two SEs until p(b0) <= alpha."""
+    if not (math.isfinite(se) and se > 0):
+        raise EstimationError("a bootstrap confidence interval needs a positive standard error")
+
+    def end(direction: float) -> float:
+        inside, step = estimate, 2.0 * se
+        outside = estimate + direction * step
+        while pvalue(outside) > alpha:
+            inside, step = outside, 2.0 * step
+            outside = estimate + direction * step
+            if step > 1e6 * se:
+                raise EstimationError("the bootstrap confidence interval is unbounded")
+        while abs(outside - inside) > 1e-3 * se:
+            middle = 0.5 * (inside + outside)
+            if pvalue(middle) > alpha:
+                inside = middle
+            else:
+                outside = middle
+        return 0.5 * (inside + outside)
+
+    return end(-1.0), end(1.0)
+
+
 def wild_bootstrap(
     fit: Fit,
     term: str,
@@ -693,16 +765,24 @@ def wild_bootstrap(
     seed: int,
     weights_type: BootstrapWeights = "rademacher",
     impose_null: bool = True,
+    null: float = 0.0,
+    ci_level: float | None = None,
 ) -> WildBootstrap:
-    """Wild cluster bootstrap p-value for H0: b_term = 0, clustered like `fit` (package wildboottest).
+    """Wild cluster bootstrap p-value for H0: b_term = `null`, clustered like `fit` (package
+    wildboottest).
 
     WCR11 (restricted residuals, CRV1 t statistic; Cameron, Gelbach & Miller 2008; Roodman et al. 2019)
     with Rademacher or Webb weights drawn from `numpy.random.default_rng(seed)`; with Rademacher weights
     and 2^G < reps every sign vector is enumerated once instead (then `reps` = 2^G). Runs the same code
     path as pyfixest's `Feols.wildboottest` (which fails on string cluster ids and on `^` effects), on
     the design described in `_bootstrap_design`. Not available for weighted fits.
+
+    With `ci_level` (e.g. 0.95), also the confidence interval by test inversion: every b0 whose
+    bootstrap p-value (same seed, hence the same weights, for every b0) exceeds 1 - ci_level, each end
+    found by bisection to 1e-3 standard errors (boottest inverts the test likewise; Roodman et al.
+    2019). Each evaluation is a full bootstrap (the package compiles its kernel anew on every call),
+    so an interval costs some 25 of them.
     """
-    from wildboottest.wildboottest import WildboottestCL  # heavy import (numba): only when used
 
     if fit.spec.vcov != "cluster" or fit.spec.cluster is None:
         raise EstimationError("the wild cluster bootstrap needs a fit with vcov='cluster'")
@@ -716,34 +796,39 @@ def wild_bootstrap(
         raise EstimationError(
             f"{term!r} is not a regressor of the model: {list(fit.spec.regressors)}"
         )
+    if ci_level is not None and not 0 < ci_level < 1:
+        raise EstimationError(f"ci_level must lie strictly between 0 and 1, not {ci_level!r}")
     y, x, names = _bootstrap_design(fit)
-    r_vec = np.zeros(x.shape[1])
-    r_vec[names.index(term)] = 1.0
+    column = names.index(term)
     clusters = fit._design["_c"].to_numpy(dtype=np.int64)
-    boot = WildboottestCL(X=x, Y=y, cluster=clusters, R=r_vec, B=reps, seed=seed, parallel=False)
-    boot.get_scores(bootstrap_type="11", impose_null=impose_null, adj=True, cluster_adj=True)
-    boot.get_weights(weights_type=weights_type)
-    boot.get_numer()
-    boot.get_denom()
-    boot.get_tboot()
-    boot.get_vcov()
-    boot.get_tstat()
-    # p by the +1 rule of dualpilot.resampling: (1 + #{|t*| >= |t|}) / (1 + B); under full
-    # enumeration the identity sign vector is one of the 2^G draws, so the exact share is used.
-    t_boot = np.asarray(boot.t_boot, dtype=float).ravel()
-    n_extreme = resampling.count_at_least(t_boot, float(np.ravel(boot.t_stat)[0]))
-    full = bool(boot.full_enumeration)
-    p_value = resampling.resampled_pvalue(n_extreme, t_boot.size, exact=full)
+
+    def pvalue(b0: float) -> tuple[float, int, bool]:
+        return _wcr_pvalue(
+            y, x, clusters, column, null=b0, reps=reps, seed=seed, weights_type=weights_type,
+            impose_null=impose_null,
+        )  # fmt: skip
+
+    p_value, draws, full = pvalue(null)
+    estimate, se = float(fit.coef[term]), float(fit.se[term])
+    conf_low = conf_high = math.nan
+    if ci_level is not None:
+        conf_low, conf_high = _invert_test(
+            lambda b0: pvalue(b0)[0], estimate, se, alpha=1.0 - ci_level
+        )
     return WildBootstrap(
         term=term,
-        t_stat=float(fit.coef[term] / fit.se[term]),
+        t_stat=(estimate - null) / se,
         p_value=p_value,
-        reps=int(boot.B),
+        reps=draws,
         weights_type=weights_type,
         seed=seed,
         cluster=fit.spec.cluster,
         impose_null=impose_null,
         full_enumeration=full,
+        null=null,
+        conf_low=conf_low,
+        conf_high=conf_high,
+        ci_level=ci_level,
     )
 
 
@@ -753,8 +838,9 @@ def bootstrap_row(
     """A wild bootstrap test as one tidy row.
 
     Representation: term = "wildboot: " + term; estimate = the coefficient; t_stat = the original
-    t statistic; p_value = the bootstrap p-value; std_error and the interval are NaN; the vcov column
-    describes the bootstrap (type, weights, draws, seed).
+    t statistic; p_value = the bootstrap p-value; std_error is NaN; conf_low and conf_high the
+    interval by test inversion (NaN unless asked for); n_clusters those of the bootstrap; the vcov
+    column describes the bootstrap (type, cluster, weights, draws, seed, the interval's level).
     """
     kind = "WCR11" if boot.impose_null else "WCU11"
     draws = f"{boot.reps} draws" + (" (full enumeration)" if boot.full_enumeration else "")
@@ -762,6 +848,10 @@ def bootstrap_row(
         f"wild cluster bootstrap {kind} by {boot.cluster}, {boot.weights_type} weights, {draws}, "
         f"seed {boot.seed}"
     )
+    if boot.null:
+        desc += f", H0: coefficient = {boot.null:g}"
+    if boot.ci_level is not None:
+        desc += f", {100 * boot.ci_level:g}% interval by test inversion"
     row = _row(
         fit,
         model=model,
@@ -771,7 +861,36 @@ def bootstrap_row(
             "estimate": float(fit.coef[boot.term]),
             "t_stat": boot.t_stat,
             "p_value": boot.p_value,
+            "conf_low": boot.conf_low,
+            "conf_high": boot.conf_high,
             "vcov": desc,
         },
     )
     return rows_to_frame([row])
+
+
+_BOOTSTRAP_LABEL = re.compile(
+    r"^wild cluster bootstrap (?P<kind>WC[RU]11) by (?P<cluster>\S+), (?P<weights>\w+) weights, "
+    r"(?P<draws>\d+) draws(?P<full> \(full enumeration\))?, seed (?P<seed>-?\d+)"
+    r"(?:, H0: coefficient = (?P<null>[^,]+))?(?:, (?P<level>[\d.]+)% interval by test inversion)?$"
+)
+
+
+def parse_bootstrap_label(vcov: str) -> dict[str, Any]:
+    """The settings `bootstrap_row` wrote into the vcov column of a "wildboot: " row: kind (WCR11 or
+    WCU11), cluster, weights, draws (int), full (bool), seed (int), null (float) and level (the
+    interval's level in percent, or None). Raises ValueError on any other text."""
+    match = _BOOTSTRAP_LABEL.match(str(vcov))
+    if match is None:
+        raise ValueError(f"not a wild bootstrap description: {vcov!r}")
+    g = match.groupdict()
+    return {
+        "kind": g["kind"],
+        "cluster": g["cluster"],
+        "weights": g["weights"],
+        "draws": int(g["draws"]),
+        "full": g["full"] is not None,
+        "seed": int(g["seed"]),
+        "null": float(g["null"]) if g["null"] else 0.0,
+        "level": float(g["level"]) if g["level"] else None,
+    }

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from dualpilot import tables
+from dualpilot import estimation, tables
 from dualpilot.errors import InputError, Problem
 
 
@@ -50,16 +50,82 @@ def analysis_table(
         )
     spec = specs[analysis]
     language = settings["language"]
+    tidy, extra_rows, boot_note = bootstrap_inference(
+        tidy, labels=labels, language=language, digits=settings["digits"]
+    )
+    notes = [n for n in (spec.note[language], boot_note) if n]
     return tables.regression_table(
         tidy,
         terms=spec.terms,
         language=language,
         title=spec.title[language],
-        note=spec.note[language],
+        note=("" if language == "zh" else " ").join(notes) or None,
         stars=settings["stars"],
         digits=settings["digits"],
+        extra_rows=extra_rows or None,
         labels=labels,
     )
+
+
+def bootstrap_inference(
+    tidy: pd.DataFrame, *, labels: tables.Labels, language: str, digits: int
+) -> tuple[pd.DataFrame, dict[str, list[str]], str]:
+    """Take the wild bootstrap rows ("wildboot: <term>", `estimation.bootstrap_row`) out of a tidy
+    frame and show them as rows of their own under the specification rows, one cell per model: the
+    bootstrap p-value (`tables.format_p`), the interval by test inversion when it was computed, and
+    the number of the bootstrap's clusters; the note says what the bootstrap was (cluster, weights,
+    draws, seed). Row and note texts are the ``inference:*`` entries of the label file, with the
+    cluster's ``cluster:<name>`` label. A frame without such rows comes back unchanged, with no rows
+    and an empty note. Raises ValueError if the models' bootstraps differ in anything but their
+    clusters' number, or a model has several."""
+    is_boot = tidy["term"].astype(str).str.startswith(estimation.BOOTSTRAP_PREFIX)
+    if not is_boot.any():
+        return tidy, {}, ""
+    boot, rest = tidy[is_boot], tidy[~is_boot]
+    if boot["model"].duplicated().any():
+        raise ValueError("a model has several wild bootstrap rows; one table shows one per model")
+    described = [estimation.parse_bootstrap_label(v) for v in boot["vcov"]]
+    if any(d != described[0] for d in described):
+        raise ValueError(f"the columns' wild bootstraps differ: {sorted(set(boot['vcov']))}")
+    info = described[0]
+    cluster = labels.get(f"cluster:{info['cluster']}", language)
+    by_model = boot.set_index("model")
+    models = list(dict.fromkeys(rest["model"].astype(str)))
+
+    def cells(fmt: Any) -> list[str]:
+        return [fmt(by_model.loc[m]) if m in by_model.index else "" for m in models]
+
+    def text(key: str) -> str:
+        return labels.get(f"inference:{key}", language)
+
+    rows = {
+        text("wildboot_p").format(cluster=cluster): cells(
+            lambda r: tables.format_p(r["p_value"], digits)
+        )
+    }
+    if info["level"] is not None:
+        interval = text("wildboot_ci").format(level=f"{info['level']:g}")
+        rows[interval] = cells(
+            lambda r: (
+                f"[{tables.format_number(r['conf_low'], digits)}, "
+                f"{tables.format_number(r['conf_high'], digits)}]"
+            )
+        )
+    rows[text("wildboot_clusters").format(cluster=cluster)] = cells(
+        lambda r: tables.format_count(r["n_clusters"])
+    )
+    sep = "" if language == "zh" else " "
+    draws = f"{info['draws']:,}" + (sep + text("wildboot_full") if info["full"] else "")
+    note = text("wildboot_note").format(
+        kind=info["kind"][:3],
+        cluster=cluster,
+        weights=info["weights"],
+        draws=draws,
+        seed=info["seed"],
+    )
+    if info["level"] is not None:
+        note += sep + text("wildboot_ci_note")
+    return rest, rows, note
 
 
 def write_analysis_table(
