@@ -206,8 +206,9 @@ def test_logs_are_quiet_and_useful(small_study: Path):
         # one line per message: no DataFrame or config dumps continuing over several lines
         loose = [line for line in text.splitlines() if line and not timestamp.match(line)]
         assert loose == [], (log, loose[:5])
-    # one line per fitted model, with its sample size, in the user's names
+    # one line per fitted model, with its sample size, in the user's names: the three columns of the
+    # baseline table have three samples (each may be fitted again with other clusters for inference)
     baseline = (small_study / "logs/estimate_baseline.log").read_text(encoding="utf-8")
     fitted = re.findall(r"INFO dualpilot: lq ~ dual_post.*: N = (\d+), (\d+) clusters", baseline)
-    assert len(fitted) == 3, baseline
-    assert all(int(n) > 1000 and int(g) > 100 for n, g in fitted), fitted
+    assert len({n for n, _ in fitted}) == 3, baseline
+    assert all(int(n) > 1000 and int(g) > 20 for n, g in fitted), fitted
