@@ -47,13 +47,21 @@ def _encoding(data: bytes) -> str:
         return "gb18030"
 
 
+def read_lines(path: Path) -> list[str]:
+    """The lines of a CSV extract, with their line ends."""
+    data = path.read_bytes()
+    return data.decode(_encoding(data)).splitlines(keepends=True)
+
+
 def rewrite(raw: Path, rel: str, change: Callable[[list[str]], list[str]]) -> Path:
     """Apply `change` to the lines (with their line ends) of a CSV extract, keeping its encoding."""
     path = raw / rel
     data = path.read_bytes()
     encoding = _encoding(data)
     lines = data.decode(encoding).splitlines(keepends=True)
-    path.write_bytes("".join(change(lines)).encode(encoding))
+    changed = change(lines)
+    assert changed != lines, f"the mutation left {rel} unchanged: the test no longer damages anything"
+    path.write_bytes("".join(changed).encode(encoding))
     return path
 
 
@@ -63,6 +71,12 @@ def city_index(lines: list[str], name: str) -> int:
         if re.sub(r"[\s\u3000]", "", line.split(",")[0]) in (name, name + "市"):
             return i
     raise AssertionError(f"{name} not found")
+
+
+def sjz(lines: list[str]) -> str:
+    """The start of 石家庄's row up to its IT cell, e.g. `石家庄,142.98,5.93` (read from the file, so the
+    tests follow the demo's values)."""
+    return ",".join(lines[city_index(lines, "石家庄")].split(",")[:3])
 
 
 def city_rows(lines: list[str]) -> list[int]:
@@ -176,14 +190,14 @@ def test_below_a_two_line_header_cell_rows_are_spreadsheet_rows_and_syntax_error
         EMPLOYMENT,
         lambda ls: [
             x.replace("信息传输软件和信息技术服务业", two_lines, 1).replace(
-                "石家庄,142.98,5.89,", "石家庄,142.98,", 1
+                sjz(ls) + ",", sjz(ls).rsplit(",", 1)[0] + ",", 1
             )
             for x in ls
         ],
     )
     (problem,) = [p for p in build_fails(raw, results).problems if p.file == str(path)]
     assert "this row has 7 cells" in problem.message and problem.line == SHIJIAZHUANG_LINE
-    text = path.read_text(encoding="utf-8-sig").replace("石家庄,142.98,", "石家庄\x00,142.98,", 1)
+    text = path.read_text(encoding="utf-8-sig").replace("石家庄,", "石家庄\x00,", 1)
     with pytest.raises(UnreadableFile) as caught:
         parse_csv(text, str(path))
     assert caught.value.problem.line == SHIJIAZHUANG_LINE + 1  # the line a text editor shows
@@ -213,7 +227,7 @@ def test_row_with_one_cell_missing_is_an_error_not_a_shift(raw, results):
     path = rewrite(
         raw,
         EMPLOYMENT,
-        lambda ls: [x.replace("石家庄,142.98,5.89,", "石家庄,142.98,", 1) for x in ls],
+        lambda ls: [x.replace(sjz(ls) + ",", sjz(ls).rsplit(",", 1)[0] + ",", 1) for x in ls],
     )
     err = build_fails(raw, results)
     (problem,) = [p for p in err.problems if "cells but the header has" in p.message]
@@ -225,7 +239,7 @@ def test_row_with_one_cell_missing_is_an_error_not_a_shift(raw, results):
 def test_row_with_a_cell_too_many_is_an_error(raw, results):
     # an unquoted thousands separator splits one number into two cells
     path = rewrite(
-        raw, EMPLOYMENT, lambda ls: [x.replace("石家庄,142.98,", "石家庄,1,142.98,", 1) for x in ls]
+        raw, EMPLOYMENT, lambda ls: [x.replace("石家庄,", "石家庄,1,", 1) for x in ls]
     )
     err = build_fails(raw, results)
     (problem,) = [p for p in err.problems if "cells but the header only" in p.message]
@@ -244,7 +258,7 @@ def test_header_with_one_extra_column_is_one_error_on_the_header(raw, results):
 def test_file_cut_mid_row_is_an_error_on_that_line(raw, results):
     def change(lines):
         i = city_index(lines, "石家庄")
-        return [*lines[:i], "石家庄,142.98,5."]
+        return [*lines[:i], sjz(lines)[:-1]]  # '石家庄,142.98,5.93' -> '石家庄,142.98,5.9'
 
     path = rewrite(raw, EMPLOYMENT, change)
     text = str(build_fails(raw, results))
@@ -408,17 +422,14 @@ def test_xlsx_formulas_with_saved_results_are_read(raw, results):
 
 @pytest.mark.parametrize("marker", ["①", "²", "*"])
 def test_footnote_marker_after_a_number_is_an_error_naming_the_cell(raw, results, marker):
+    it_value = sjz(read_lines(raw / EMPLOYMENT)).rsplit(",", 1)[1]
     path = rewrite(
-        raw,
-        EMPLOYMENT,
-        lambda ls: [
-            x.replace("石家庄,142.98,5.89,", f"石家庄,142.98,5.89{marker},", 1) for x in ls
-        ],
+        raw, EMPLOYMENT, lambda ls: [x.replace(sjz(ls) + ",", f"{sjz(ls)}{marker},", 1) for x in ls]
     )
     err = build_fails(raw, results)
     (problem,) = [p for p in err.problems if p.file == str(path)]
     assert (problem.line, problem.column) == (SHIJIAZHUANG_LINE, IT_COLUMN)
-    assert f"'5.89{marker}' ends with the footnote marker '{marker}'" in problem.message
+    assert f"'{it_value}{marker}' ends with the footnote marker '{marker}'" in problem.message
 
 
 def test_footnote_markers_are_never_digits():

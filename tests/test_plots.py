@@ -317,7 +317,7 @@ def test_honestdid_figure_ticks_legend_and_labels() -> None:
         rows += [("first_post", "SD", method, m, 0.09 - m, 0.14 + m) for m in m_grid]
     frame = pd.DataFrame(
         rows, columns=["target", "restriction", "method", "Mbar_or_M", "conf_low", "conf_high"]
-    )
+    ).assign(event_study="imputation", base_period=-1, pre_periods="-5..-2", post_periods="0..7")
     assert robustness.bound_ticks(m_grid) == ["0.000", "0.005", "0.010", "0.015", "0.020"]
     assert robustness.bound_ticks([0.5, 1, 2]) == ["0.5", "1.0", "2.0"]
     fig = robustness.honestdid_figure(frame, language="en")
