@@ -28,6 +28,7 @@ from scipy import stats
 from dualpilot import estimation as est
 from dualpilot import mechanisms as mech
 from dualpilot.estimation import EstimationError
+from dualpilot.resampling import draw_rng
 
 CONTROLS = ["ln_gdp_pc", "ln_density", "industry", "gov", "open", "finance"]
 MEDIATORS = list(mech.DEFAULT_MEDIATORS)
@@ -162,13 +163,13 @@ def test_mediator_cannot_be_outcome(planted: pd.DataFrame) -> None:
 
 
 def test_bootstrap_draw_equals_hand_resampled_fit(unbalanced: pd.DataFrame) -> None:
-    """Draw 4 is the regression on the cities drawn by draw_rng(seed, 4), each copy a new city."""
+    """Draw 4 is the regression on the cities drawn by draw_rng(seed, 4, BOOTSTRAP_STREAM), each copy a new city."""
     seed, d = 17, 4
     draws = mech.bootstrap_draws(
         unbalanced, MEDIATORS, CONTROLS, draws=[d], seed=seed, three_step_models=True
     )
     cities = np.sort(unbalanced["city_code"].unique())
-    chosen = mech.resample_clusters(len(cities), mech.draw_rng(seed, d))
+    chosen = mech.resample_clusters(len(cities), draw_rng(seed, d, mech.BOOTSTRAP_STREAM))
     parts = []
     for new_id, c in enumerate(chosen):
         part = unbalanced[unbalanced["city_code"] == cities[c]].copy()
@@ -224,7 +225,7 @@ def test_bootstrap_needs_unit_clusters(planted: pd.DataFrame) -> None:
     with pytest.raises(EstimationError, match="cluster"):
         mech._prepare(planted, ["lq"], "city_code", "year", "province")
     with pytest.raises(ValueError, match="non-negative"):
-        mech.draw_rng(-1, 0)
+        draw_rng(-1, 0, mech.BOOTSTRAP_STREAM)
 
 
 # --------------------------------------------------------------------------------------------------

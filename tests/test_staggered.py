@@ -33,8 +33,7 @@ from pyfixest.demeaners import MapDemeaner
 from pyfixest.estimation.models.feols_ import Feols
 
 from dualpilot.staggered import (
-    ESTIMATE_COLUMNS,
-    TIDY_COLUMNS,
+    STAGGERED_COLUMNS,
     as_estimates,
     bacon_summary,
     callaway_santanna,
@@ -45,6 +44,7 @@ from dualpilot.staggered import (
     imputation_did_with_vcov,
     sun_abraham,
 )
+from dualpilot.tidy import TIDY_COLUMNS
 
 MPDTA_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mpdta"
 MPDTA_COPY = Path(__file__).resolve().parent / "data" / "mpdta.csv"
@@ -165,7 +165,7 @@ def test_cs_mpdta_matches_did_att_gt_and_aggregations(mpdta: pd.DataFrame) -> No
     post = {k: v for k, v in DID_ATT_GT.items() if k[0] <= k[1]}
     expected = sum(v * sizes[g] for (g, _), v in post.items()) / sum(sizes[g] for g, _ in post)
     assert abs(_rows(res, "simple").loc["ATT", "estimate"] - expected) <= PRINTED
-    assert set(res.columns) == set(TIDY_COLUMNS)
+    assert set(res.columns) == set(STAGGERED_COLUMNS)
     assert (res["n_obs"] == 2500).all() and (res["n_clusters"] == 500).all()
 
 
@@ -678,7 +678,7 @@ def test_as_estimates_has_the_project_format() -> None:
     df = staggered_panel(n=40, periods=6, seed=17)
     tidy = imputation_did(df, "unit", "t", "g", "y", ["x1"])
     est = as_estimates(tidy, sample="full")
-    assert list(est.columns) == list(ESTIMATE_COLUMNS)
+    assert list(est.columns) == list(TIDY_COLUMNS)
     assert set(est["model"]) == {"imputation_simple", "imputation_dynamic", "imputation_group"}
     assert (est["controls"] == "x1").all() and (est["sample"] == "full").all()
     assert est["r2_within"].isna().all()

@@ -52,8 +52,10 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from dualpilot import estimation as est
+from dualpilot import resampling
 from dualpilot.estimation import EstimationError
 from dualpilot.fwl import COLLIN_TOL, TwoWayPartialler, singleton_mask
+from dualpilot.inference import crv1_factor
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +196,7 @@ class TwfeDesign:
         resid = y_tilde - z @ coef
         scores = np.zeros((self.n_clusters, k))
         np.add.at(scores, self.cluster_codes, z * resid[:, None])
-        g = self.n_clusters
-        ssc = g / (g - 1) * (self.n_obs - 1) / (self.n_obs - df_k)
-        vcov = ssc * bread @ (scores.T @ scores) @ bread
+        vcov = crv1_factor(self.n_obs, df_k, self.n_clusters) * bread @ (scores.T @ scores) @ bread
         return TwfeEstimate(
             coef=coef, se=np.sqrt(np.diag(vcov)), n_obs=self.n_obs, n_clusters=self.n_clusters
         )
@@ -430,13 +430,6 @@ def three_step(
 # --------------------------------------------------------------------------------------------------
 
 
-def draw_rng(seed: int, draw: int, stream: int = BOOTSTRAP_STREAM) -> np.random.Generator:
-    """The generator of one draw: a function of (seed, stream, draw) only."""
-    if seed < 0 or draw < 0:
-        raise ValueError(f"seed and draw must be non-negative, got seed={seed}, draw={draw}")
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(stream), int(draw)]))
-
-
 @dataclass
 class _Prepared:
     """The panel as arrays, rows grouped by cluster (= unit) for the pairs bootstrap."""
@@ -484,7 +477,7 @@ def resample_clusters(n_clusters: int, rng: np.random.Generator) -> IntArray:
 
 def _resample(prep: _Prepared, seed: int, draw: int) -> tuple[IntArray, IntArray]:
     """Row positions of bootstrap draw `draw` and the new unit id (0..G-1, one per copy) of each."""
-    chosen = resample_clusters(prep.n_clusters, draw_rng(seed, draw))
+    chosen = resample_clusters(prep.n_clusters, resampling.draw_rng(seed, draw, BOOTSTRAP_STREAM))
     parts = [prep.cluster_rows[c] for c in chosen]
     positions = np.concatenate(parts)
     ids = np.repeat(np.arange(chosen.size), [p.size for p in parts])
@@ -527,9 +520,9 @@ def bootstrap_draws(
 ) -> pd.DataFrame:
     """Cluster (pairs) bootstrap draws of the mechanism models, one row per (draw, mediator).
 
-    Draw d resamples the G cities with replacement from `draw_rng(seed, d)` only; every copy of a city
-    becomes its own unit and cluster. In the resampled panel it fits the two-step model of every mediator
-    (columns estimate, std_error: the treatment coefficient and its CRV1 SE) and, with
+    Draw d resamples the G cities with replacement from `resampling.draw_rng(seed, d, BOOTSTRAP_STREAM)`
+    only; every copy of a city becomes its own unit and cluster. In the resampled panel it fits the
+    two-step model of every mediator (columns estimate, std_error: the treatment coefficient and its CRV1 SE) and, with
     `three_step_models`, a (M ~ D) and b (y ~ D + M) on the common sample (columns a, b, indirect = a·b;
     NaN otherwise). `engine="fit"` uses `estimation.fit` for each regression (slow; the reference).
     Columns: `DRAW_COLUMNS`.

@@ -34,8 +34,9 @@ Kinds of placebo (following Chen, Qi and Yan 2025, "didplacebo", Stata; see docs
 
 Randomness
 ----------
-Draw d of kind k uses only ``np.random.default_rng(np.random.SeedSequence([seed, KIND_ID[k], d]))``,
-so a shard computing draws [a, b) reproduces exactly the draws of a single run over all draws.
+Draw d of kind k uses only ``resampling.draw_rng(seed, d, KIND_ID[k])``, that is
+``np.random.default_rng(np.random.SeedSequence([seed, KIND_ID[k], d]))``, so a shard computing
+draws [a, b) reproduces exactly the draws of a single run over all draws.
 
 Estimation (see `PlaceboEngine` for the algebra)
 ------------------------------------------------
@@ -60,6 +61,7 @@ from scipy import sparse, stats
 
 from dualpilot import resampling
 from dualpilot.fwl import FloatArray, TwoWayPartialler, factorize, singleton_mask
+from dualpilot.inference import crv1_factor, fixest_df_k
 
 log = logging.getLogger(__name__)
 
@@ -165,15 +167,6 @@ class PlaceboOptions:
         return cls(**kw)
 
 
-def draw_rng(seed: int, kind: str, draw: int) -> np.random.Generator:
-    """The random generator of one draw: a function of (seed, kind, draw) only."""
-    if kind not in KIND_ID:
-        raise ValueError(f"unknown placebo kind {kind!r}; known: {list(KINDS)}")
-    if seed < 0 or draw < 0:
-        raise ValueError(f"seed and draw must be non-negative, got seed={seed}, draw={draw}")
-    return np.random.default_rng(np.random.SeedSequence([int(seed), KIND_ID[kind], int(draw)]))
-
-
 def _scope_periods(base: FloatArray, opts: PlaceboOptions) -> FloatArray:
     """Candidate fake dates of the mixed kinds (see `PlaceboOptions.time_scope`)."""
     finite = base[np.isfinite(base)]
@@ -256,8 +249,8 @@ def draw_assignments(
 
     `base` holds the true start year of every unit (NaN or +inf = never treated), in the order the
     engine expects (`PlaceboEngine.units`). Row j is draw `draws[j]`, computed from
-    `draw_rng(seed, kind, draws[j])` only (``time`` uses no randomness: row j shifts by
-    `options.shifts[draws[j]]`).
+    `resampling.draw_rng(seed, draws[j], KIND_ID[kind])` only (``time`` uses no randomness: row j
+    shifts by `options.shifts[draws[j]]`).
     """
     if kind not in KIND_ID:
         raise ValueError(f"unknown placebo kind {kind!r}; known: {list(KINDS)}")
@@ -282,7 +275,7 @@ def draw_assignments(
     sample = _sampler(kind, b, opts)
     out = np.empty((len(draws), b.size))
     for j, d in enumerate(draws):
-        out[j] = sample(draw_rng(seed, kind, d))
+        out[j] = sample(resampling.draw_rng(seed, d, KIND_ID[kind]))
     return out
 
 
@@ -301,28 +294,6 @@ def shard_range(n_draws: int, n_shards: int, k: int) -> range:
 # --------------------------------------------------------------------------------------------------
 # Engine
 # --------------------------------------------------------------------------------------------------
-
-
-def _fixest_crv1_adjustment(
-    n_obs: int, n_coef: int, fe_sizes: Sequence[int], fe_nested: Sequence[bool], n_clusters: int
-) -> tuple[float, int]:
-    """fixest's CRV1 small-sample factor and its K (`ssc(adj=TRUE, fixef.K="nested",
-    cluster.adj=TRUE)`, as pyfixest's `get_ssc` with k_fixef="nonnested").
-
-    K = n_coef + sum(fe sizes) - (n_fe - 1) - sum(nested fe sizes) + n_nested: every FE but the first
-    loses one level to the intercept, and a FE nested in the clusters counts as one parameter.
-    Factor = G/(G-1) * (n-1)/(n-K).
-    """
-    n_fe = len(fe_sizes)
-    k_fe = sum(fe_sizes) - (n_fe - 1 if n_fe > 1 else 0)
-    nested = [s for s, f in zip(fe_sizes, fe_nested, strict=True) if f]
-    df_k = n_coef + k_fe - (sum(nested) - len(nested) if nested else 0)
-    if n_obs <= df_k:
-        raise ValueError(f"no residual degrees of freedom: n={n_obs}, K={df_k}")
-    if n_clusters < 2:
-        raise ValueError(f"clustered standard errors need at least 2 clusters, got {n_clusters}")
-    factor = n_clusters / (n_clusters - 1) * (n_obs - 1) / (n_obs - df_k)
-    return factor, df_k
 
 
 class PlaceboEngine:
@@ -447,9 +418,8 @@ class PlaceboEngine:
                 shape=(self.n_clusters, n_units),
             )
         time_nested = bool(np.all(pd.Series(ccodes).groupby(tcodes).nunique().to_numpy() == 1))
-        self.ssc, self.df_k = _fixest_crv1_adjustment(
-            n_obs, 1 + len(controls), [n_units, n_periods], [True, time_nested], self.n_clusters
-        )
+        self.df_k = fixest_df_k(1 + len(controls), [n_units, n_periods], [True, time_nested])
+        self.ssc = crv1_factor(n_obs, self.df_k, self.n_clusters)
         self.df_t = self.n_clusters - 1
 
         x = values.to_numpy(dtype=np.float64)[rows]

@@ -11,9 +11,15 @@ cluster bootstrap with few clusters) the observed statistic is already one of th
 share #{extreme} / B is used instead (`exact=True`).
 
 Romano-Wolf (`mechanisms.romano_wolf`) and the spatial pseudo p-values (`spatial`) follow the same rule.
+
+Every random draw (a placebo assignment, a bootstrap resample, a permutation of group labels) takes its
+generator from `draw_rng`: a function of the seed, the draw's stream and its index only, so a shard
+computing draws [a, b) reproduces exactly the draws of a single run over all draws.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -27,7 +33,9 @@ def resampled_pvalue(n_extreme: int, n_draws: int, *, exact: bool = False) -> fl
     """
     n_extreme, n_draws = int(n_extreme), int(n_draws)
     if n_draws < 1 or not 0 <= n_extreme <= n_draws:
-        raise ValueError(f"need 0 <= n_extreme <= n_draws and n_draws >= 1, got {n_extreme}, {n_draws}")
+        raise ValueError(
+            f"need 0 <= n_extreme <= n_draws and n_draws >= 1, got {n_extreme}, {n_draws}"
+        )
     if exact:
         if n_extreme < 1:
             raise ValueError("under full enumeration the observed statistic is one of the draws")
@@ -56,3 +64,16 @@ def permutation_pvalue(draws: ArrayLike, observed: float, *, side: str = "two-si
     if not np.isfinite(observed):
         raise ValueError(f"the observed statistic must be finite, got {observed}")
     return resampled_pvalue(count_at_least(d, observed, side=side), d.size)
+
+
+def draw_rng(seed: int, draw: int, *stream: int | str) -> np.random.Generator:
+    """The generator of draw `draw`: ``default_rng(SeedSequence([seed, *stream, draw]))``.
+
+    `stream` names the kind of draw (an analysis' stream id, then e.g. a placebo kind's id or a
+    dimension and pair of groups); a string enters as its CRC-32 of UTF-8. Raises ValueError if
+    `seed` or `draw` is negative.
+    """
+    if seed < 0 or draw < 0:
+        raise ValueError(f"seed and draw must be non-negative, got seed={seed}, draw={draw}")
+    keys = [zlib.crc32(k.encode("utf-8")) if isinstance(k, str) else int(k) for k in stream]
+    return np.random.default_rng(np.random.SeedSequence([int(seed), *keys, int(draw)]))

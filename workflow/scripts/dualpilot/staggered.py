@@ -3,7 +3,7 @@
 Every estimator takes ANY long panel (one row per unit and period) described by column names:
 `unit`, `time` (integer periods, e.g. years), `first_treat` (the first treated period of the unit;
 NaN or 0 = never treated; constant within a unit), `outcome` and optional `covariates`. Each returns
-a tidy frame (see `TIDY_COLUMNS`) with one row per reported parameter:
+a frame (see `STAGGERED_COLUMNS`) with one row per reported parameter:
 
 - `callaway_santanna`: Callaway and Sant'Anna (2021) group-time ATT(g,t) with never-treated or
   not-yet-treated controls, unconditional or with covariates (doubly robust, Sant'Anna and Zhao 2020,
@@ -42,11 +42,12 @@ from scipy import stats
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import SuperLU, splu
 
-from dualpilot.tidy import TIDY_COLUMNS as ESTIMATE_COLUMNS  # the project's estimate format
+from dualpilot.inference import crv1_factor
+from dualpilot.tidy import TIDY_COLUMNS  # the project's estimate format (`as_estimates`)
 
 log = logging.getLogger(__name__)
 
-TIDY_COLUMNS: tuple[str, ...] = (
+STAGGERED_COLUMNS: tuple[str, ...] = (
     "estimator",
     "aggregation",
     "term",
@@ -376,19 +377,19 @@ def _tidy(
     out["controls"] = "+".join(controls) if controls else "none"
     out["fixed_effects"] = fixed_effects
     out["vcov"] = vcov
-    return out.loc[:, list(TIDY_COLUMNS)]
+    return out.loc[:, list(STAGGERED_COLUMNS)]
 
 
 def as_estimates(tidy: pd.DataFrame, sample: str) -> pd.DataFrame:
     """Convert a tidy frame of this module to the project's estimate format (one row per
     (model, term)); `model` is "<estimator>_<aggregation>", `r2_within` is NaN (not defined)."""
-    missing = [c for c in TIDY_COLUMNS if c not in tidy.columns]
+    missing = [c for c in STAGGERED_COLUMNS if c not in tidy.columns]
     if missing:
-        raise ValueError(f"not a tidy frame of dualpilot.staggered: missing {missing}")
+        raise ValueError(f"not a frame of dualpilot.staggered: missing {missing}")
     out = tidy.assign(
         model=tidy["estimator"] + "_" + tidy["aggregation"], r2_within=np.nan, sample=sample
     )
-    return out.loc[:, list(ESTIMATE_COLUMNS)].reset_index(drop=True)
+    return out.loc[:, list(TIDY_COLUMNS)].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1027,8 +1028,7 @@ def sun_abraham(
     beta = bread @ (x_t.T @ y_t)
     u = y_t - x_t @ beta
     scores = _cluster_sums(x_t * u[:, None], clus, n_cl)
-    ssc = n_cl / (n_cl - 1) * (n - 1) / (n - p - len(times))
-    vcov = ssc * bread @ (scores.T @ scores) @ bread
+    vcov = crv1_factor(n, p + len(times), n_cl) * bread @ (scores.T @ scores) @ bread
     m = len(cells)
     delta, v_delta = beta[:m], vcov[:m, :m]
 
