@@ -295,10 +295,10 @@ def test_event_study_comparison_draws_only_the_same_treatment_structure(
     )
     assert [text.split(",")[0] for text in legend] == ["TWFE", "SA", "BJS"]
     assert "absorbed in every series" in note and note.endswith(
-        "not drawn (single pilots handled differently): CS"
+        "\nNot drawn (single pilots handled differently): CS"
     )
     zh = rb.event_study_comparison(twfe, robust, series, window=(-4, 4), language="zh")
-    assert _drawn(zh)[2].endswith("未画（单一试点处理方式不同）：CS")
+    assert _drawn(zh)[2].endswith("\n未画（单一试点处理方式不同）：CS")
     with pytest.raises(SpecificationError, match="handles the single pilots"):
         rb.event_study_comparison(twfe, robust, {"CS": "callaway_santanna_notyet_dynamic"})
     # unadjusted TWFE next to adjusted SA/BJS: only CS matches

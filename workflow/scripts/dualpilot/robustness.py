@@ -51,7 +51,7 @@ from matplotlib.figure import Figure
 from dualpilot import analyses, plots, reference, staggered, tables, treatment
 from dualpilot import estimation as est
 from dualpilot import honestdid as hd
-from dualpilot.errors import SpecificationError
+from dualpilot.errors import SpecificationError, require_columns
 from dualpilot.estimation import Fit, Spec
 from dualpilot.tables import Language
 
@@ -381,7 +381,7 @@ _ESTIMATORS_TEXT: dict[str, dict[str, str]] = {
         "note": "相对时间 {lo} 至 {hi}（TWFE 两端合并区间不画）；单一试点状态：{states}",
         "adjusted": "各序列均已控制",
         "not_adjusted": "各序列均未控制",
-        "left_out": "；未画（单一试点处理方式不同）：{names}",
+        "left_out": "\n未画（单一试点处理方式不同）：{names}",
     },
     "en": {
         "omitted": "{name}, base {base}",
@@ -390,7 +390,7 @@ _ESTIMATORS_TEXT: dict[str, dict[str, str]] = {
         "note": "Event times {lo} to {hi} (binned TWFE endpoints not drawn); single-pilot states: {states}",
         "adjusted": "absorbed in every series",
         "not_adjusted": "absorbed in no series",
-        "left_out": "; not drawn (single pilots handled differently): {names}",
+        "left_out": "\nNot drawn (single pilots handled differently): {names}",
     },
 }
 
@@ -467,7 +467,7 @@ def event_study_comparison(
     )
     if left_out:
         note += text["left_out"].format(names=("、" if lang == "zh" else ", ").join(left_out))
-    fig.axes[0].set_title(note, loc="left", fontsize="small")
+    fig.axes[0].set_title(note, loc="left", fontsize="small", wrap=True)
     return fig
 
 
@@ -685,7 +685,7 @@ def honestdid_note(frame: pd.DataFrame, *, language: Language = "zh", short: boo
     lang = tables.check_language(language)
     text = _HONEST_INPUT_TEXT[lang]
     cols = ["event_study", "base_period", "pre_periods", "post_periods"]
-    analyses._need_columns(frame, cols, "the HonestDiD note")
+    require_columns(frame, cols, "the HonestDiD note")
     described = frame[cols].drop_duplicates()
     if len(described) != 1:
         raise SpecificationError(
@@ -839,7 +839,9 @@ def pilot_order(panel: pd.DataFrame) -> pd.Series:
 
     Read from sc_year and lc_year (dual_year is the later of the two); the panel's index is kept.
     """
-    analyses._need_columns(panel, ["sc_year", "lc_year", "dual_year"], "the pilot-order analysis")
+    require_columns(
+        panel, ["sc_year", "lc_year", "dual_year"], "the panel for the pilot-order analysis"
+    )
     sc = panel["sc_year"].to_numpy(dtype=float)
     lc = panel["lc_year"].to_numpy(dtype=float)
     dual = panel["dual_year"].to_numpy(dtype=float)
@@ -1434,7 +1436,7 @@ def build_spec(
     y = spec.outcome or outcome
     if y in DERIVED_OUTCOMES and y not in data.columns:
         inputs, derive = DERIVED_OUTCOMES[y]
-        analyses._need_columns(data, list(inputs), f"outcome {y}")
+        require_columns(data, list(inputs), f"the panel for outcome {y}")
         data = data.assign(**{y: derive(data)})
     elif y not in data.columns:
         raise SpecificationError(
