@@ -24,6 +24,7 @@ from dualpilot import estimation as est
 from dualpilot import heterogeneity as het
 from dualpilot.estimation import EstimationError
 from dualpilot.reference import load_usd_cny
+from dualpilot.resampling import draw_rng
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 
@@ -193,7 +194,7 @@ def test_permutation_draws_keep_city_labels(panel60: pd.DataFrame, groups60: pd.
     members = labels[labels.isin(pair)].sort_index()
     for _, row in draws.iterrows():
         perm = het.permute_labels(
-            members.to_numpy(), het.draw_rng(seed, "region", pair, int(row["draw"]))
+            members.to_numpy(), draw_rng(seed, int(row["draw"]), het.BDIFF_STREAM, "region", *pair)
         )
         assert (pd.Series(perm).value_counts() == members.value_counts()).all()
         new = pd.Series(perm, index=members.index)
@@ -224,8 +225,8 @@ def test_bdiff_draws_seeded_and_shard_invariant(panel60: pd.DataFrame) -> None:
     other_seed = het.bdiff_draws(panel60, "environment", range(8), 5, controls=CONTROLS)
     assert not np.allclose(other_seed["gap"], whole["gap"])
     # each comparison has its own stream
-    a = het.draw_rng(4, "region", ("east", "west"), 0).random()
-    b = het.draw_rng(4, "region", ("east", "central"), 0).random()
+    a = draw_rng(4, 0, het.BDIFF_STREAM, "region", "east", "west").random()
+    b = draw_rng(4, 0, het.BDIFF_STREAM, "region", "east", "central").random()
     assert a != b
     with pytest.raises(ValueError, match="pair"):
         het.bdiff_draws(panel60, "region", range(2), 4)
@@ -309,7 +310,7 @@ def test_degenerate_draws_raise_and_stratification(panel60: pd.DataFrame) -> Non
     labels = np.array(["a", "b", "a", "b", "b", "a"])
     strata = np.array([1, 1, 0, 0, 0, 0])
     for d in range(20):
-        perm = het.permute_labels(labels, het.draw_rng(0, "x", ("a", "b"), d), strata)
+        perm = het.permute_labels(labels, draw_rng(0, d, het.BDIFF_STREAM, "x", "a", "b"), strata)
         assert sorted(perm[:2]) == ["a", "b"] and sorted(perm[2:]) == ["a", "b", "b", "b"][
             :0
         ] + sorted(labels[2:])

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from dualpilot import estimation as est
+from dualpilot.errors import require_columns
 from dualpilot.estimation import EstimationError, Fit, VcovType
 
 ControlGroup = Literal["never_and_not_yet", "not_yet"]
@@ -97,12 +98,6 @@ class BootstrapOptions:
         return cls(**dict(value))
 
 
-def _need_columns(panel: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in panel.columns]
-    if missing:
-        raise EstimationError(f"{what} needs panel columns {missing}")
-
-
 # --------------------------------------------------------------------------------------------------
 # Baseline
 # --------------------------------------------------------------------------------------------------
@@ -144,7 +139,7 @@ def baseline(
         if boot is not None:
             boot_fit = fit
             if boot.cluster is not None and (opts.vcov, opts.cluster) != ("cluster", boot.cluster):
-                _need_columns(panel, [boot.cluster], "the bootstrap's clusters")
+                require_columns(panel, [boot.cluster], "the panel for the bootstrap's clusters")
                 boot_opts = replace(opts, vcov="cluster", cluster=boot.cluster)
                 boot_fit = boot_opts.fit(panel, [treatment], ctrl, fes)
             result = est.wild_bootstrap(
@@ -169,7 +164,9 @@ def pilot_states(panel: pd.DataFrame) -> pd.DataFrame:
     in exactly one of none / sc_only / lc_only / dual. Raises EstimationError if the indicators are not
     0/1 or contradict dual_post = sc_post & lc_post (dual_year is the later of the two pilot years).
     """
-    _need_columns(panel, ["sc_post", "lc_post", "dual_post"], "the single-vs-dual analysis")
+    require_columns(
+        panel, ["sc_post", "lc_post", "dual_post"], "the panel for the single-vs-dual analysis"
+    )
     ind = panel[["sc_post", "lc_post", "dual_post"]]
     if ind.isna().any().any() or not ind.isin([0, 1]).all().all():
         raise EstimationError("sc_post, lc_post and dual_post must be 0/1 without missing values")
@@ -262,7 +259,7 @@ def event_time_indicators(
     indicator, as are rows at the base period.
     """
     lo, hi = _check_window(window, base)
-    _need_columns(panel, [treat_time, time], "the event study")
+    require_columns(panel, [treat_time, time], "the panel for the event study")
     rel = panel[time].to_numpy(dtype=float) - panel[treat_time].to_numpy(dtype=float)
     treated = ~np.isnan(rel)
     binned = np.clip(np.where(treated, rel, 0.0), lo, hi)
@@ -305,7 +302,7 @@ def event_study_with_vcov(
     if control_group == "never_and_not_yet":
         data, sample = panel, "full"
     elif control_group == "not_yet":
-        _need_columns(panel, [treat_time], "the event study")
+        require_columns(panel, [treat_time], "the panel for the event study")
         data, sample = panel.loc[panel[treat_time].notna()], "ever_treated"
     else:
         raise EstimationError(
@@ -361,7 +358,7 @@ def duration_indicators(
     Bins are closed integer intervals, sorted and disjoint; every treated row must fall in one of them,
     otherwise EstimationError lists the uncovered values of `since`.
     """
-    _need_columns(panel, [treated, since], "the duration analysis")
+    require_columns(panel, [treated, since], "the panel for the duration analysis")
     clean = [(int(b[0]), int(b[1])) for b in bins]
     if not clean:
         raise EstimationError("duration bins are empty")
@@ -437,7 +434,7 @@ def descriptives(
     One row per (variable, group): group "all" first, then the values of `by` in `group_order` (default:
     sorted). N counts non-missing values; statistics ignore missing values. No `by`: only "all".
     """
-    _need_columns(panel, [*variables, *([by] if by else [])], "descriptives")
+    require_columns(panel, [*variables, *([by] if by else [])], "the panel for descriptives")
     not_numeric = [v for v in variables if not pd.api.types.is_numeric_dtype(panel[v])]
     if not_numeric:
         raise EstimationError(f"descriptives need numeric variables: {not_numeric}")

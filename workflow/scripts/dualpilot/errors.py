@@ -8,8 +8,10 @@ the column, so the message can be followed without reading code.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -81,3 +83,11 @@ def io_problem(path: str | Path, exc: OSError | None = None) -> Problem:
 class SpecificationError(ValueError):
     """An analysis that cannot run as configured (e.g. a collinear regressor, a control that is not in the
     panel); the message says why and which setting to change. Scripts report it without a traceback."""
+
+
+def require_columns(frame: Any, columns: Iterable[str], what: str) -> None:
+    """Raise SpecificationError naming (once each, in order) every column of `columns` that `frame`
+    (a DataFrame: the panel, a tidy frame, a pilot list) lacks: "<what> lacks column(s) [...]"."""
+    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
+    if missing:
+        raise SpecificationError(f"{what} lacks column(s) {missing}")

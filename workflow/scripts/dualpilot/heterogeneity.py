@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import logging
 import math
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -56,6 +55,7 @@ from matplotlib.figure import Figure
 
 from dualpilot import estimation as est
 from dualpilot import resampling, tables
+from dualpilot.errors import require_columns
 from dualpilot.estimation import EstimationError
 from dualpilot.mechanisms import Engine, TwfeDesign
 
@@ -194,12 +194,6 @@ def _dimension(dimension: str | Dimension, dimensions: Mapping[str, Dimension] |
 # --------------------------------------------------------------------------------------------------
 
 
-def _need(panel: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in panel.columns]
-    if missing:
-        raise EstimationError(f"{what} needs panel column(s) {missing}")
-
-
 def baseline_values(
     panel: pd.DataFrame,
     variable: str,
@@ -211,7 +205,7 @@ def baseline_values(
     """City average of `variable` ("col" or "num/den", the ratio taken year by year) over the rows with
     time < `before`; missing and non-finite values are skipped; NaN for a city without any."""
     parts = variable.split("/")
-    _need(panel, [*parts, unit, time], f"baseline of {variable!r}")
+    require_columns(panel, [*parts, unit, time], f"the panel for the baseline of {variable!r}")
     pre = panel.loc[pd.to_numeric(panel[time]) < before]
     num = pd.to_numeric(pre[parts[0]], errors="raise").astype("float64")
     if len(parts) == 2:
@@ -224,7 +218,7 @@ def baseline_values(
 
 
 def _category_values(panel: pd.DataFrame, column: str, unit: str) -> pd.Series:
-    _need(panel, [column, unit], f"category {column!r}")
+    require_columns(panel, [column, unit], f"the panel for category {column!r}")
     per_city = panel.groupby(unit)[column]
     varying = per_city.nunique(dropna=True)
     if (varying > 1).any():
@@ -427,14 +421,6 @@ def _interaction_model(
 # --------------------------------------------------------------------------------------------------
 
 
-def draw_rng(seed: int, dimension: str, pair: tuple[str, str], draw: int) -> np.random.Generator:
-    """The generator of one permutation draw: a function of (seed, dimension, pair, draw) only."""
-    if seed < 0 or draw < 0:
-        raise ValueError(f"seed and draw must be non-negative, got seed={seed}, draw={draw}")
-    key = [zlib.crc32(s.encode("utf-8")) for s in (dimension, *pair)]
-    return np.random.default_rng(np.random.SeedSequence([int(seed), BDIFF_STREAM, *key, int(draw)]))
-
-
 def _resolve_pair(dim: Dimension, pair: tuple[str, str] | None) -> tuple[str, str]:
     if pair is None:
         if len(dim.groups) != 2:
@@ -486,7 +472,7 @@ def _pair_data(
     present = in_pair[in_pair.index.isin(panel[spec.unit].unique())].sort_index()
     cities = np.asarray(present.index)
     cols = [spec.outcome, spec.treatment, *spec.controls, spec.unit, spec.time, spec.cluster]
-    _need(panel, [*cols, spec.treatment_year], "bdiff")
+    require_columns(panel, [*cols, spec.treatment_year], "the panel for bdiff")
     ever = pd.to_numeric(panel[spec.treatment_year], errors="raise").notna()
     treated = ever.groupby(panel[spec.unit]).any().reindex(cities).to_numpy(dtype=bool)
     rows = panel.loc[panel[spec.unit].isin(cities), list(dict.fromkeys(cols))]
@@ -553,9 +539,9 @@ def bdiff_draws(
 ) -> pd.DataFrame:
     """Permutation draws of the gap b_a - b_b between two groups of `dimension`.
 
-    Draw d permutes the labels of the pair's cities with `draw_rng(seed, dimension, pair, d)` only
-    (each city keeps one label for all its years; group sizes are kept) and re-estimates the model in
-    both permuted groups. `groups` defaults to `baseline_groups(panel, dimensions, before=before)`;
+    Draw d permutes the labels of the pair's cities with
+    `resampling.draw_rng(seed, d, BDIFF_STREAM, dimension, *pair)` only (each city keeps one label for
+    all its years; group sizes are kept) and re-estimates the model in both permuted groups. `groups` defaults to `baseline_groups(panel, dimensions, before=before)`;
     `pair` may be omitted for a two-group dimension. Returns columns draw, gap, estimate_a, estimate_b.
 
     A draw that leaves a group without identifying variation (e.g. no treated city) raises
@@ -575,7 +561,11 @@ def bdiff_draws(
     strata = data.city_treated if stratify_treated else None
     rows = []
     for d in draws:
-        perm = permute_labels(data.city_labels, draw_rng(seed, dim.name, pair, int(d)), strata)
+        perm = permute_labels(
+            data.city_labels,
+            resampling.draw_rng(seed, int(d), BDIFF_STREAM, dim.name, *pair),
+            strata,
+        )
         try:
             rows.append((int(d), *gap(data, perm, pair, spec)))
         except EstimationError as err:

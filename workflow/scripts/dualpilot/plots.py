@@ -29,6 +29,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy import stats
 
+from dualpilot.errors import require_columns
 from dualpilot.tables import (
     EVENT_TERM_PATTERN,
     Labels,
@@ -36,7 +37,6 @@ from dualpilot.tables import (
     check_language,
     is_special,
     parse_event_time,
-    require_columns,
     resolve_labels,
     validate_tidy,
 )

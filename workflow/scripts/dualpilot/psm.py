@@ -86,7 +86,7 @@ from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from dualpilot import estimation as est
-from dualpilot.errors import SpecificationError
+from dualpilot.errors import SpecificationError, require_columns
 from dualpilot.plots import configure_fonts
 from dualpilot.tables import Language
 
@@ -651,14 +651,8 @@ def balance_table(
 # --------------------------------------------------------------------------------------------------
 
 
-def _require(panel: pd.DataFrame, columns: Sequence[str]) -> None:
-    missing = [c for c in dict.fromkeys(columns) if c not in panel.columns]
-    if missing:
-        raise PsmError(f"the panel lacks columns {missing}")
-
-
 def _check_panel(panel: pd.DataFrame, treatment: str, covariates: Sequence[str]) -> None:
-    _require(panel, [UNIT, TIME, treatment, *covariates])
+    require_columns(panel, [UNIT, TIME, treatment, *covariates], "the panel")
     if panel.duplicated([UNIT, TIME]).any():
         raise PsmError(f"the panel has duplicated ({UNIT}, {TIME}) rows")
     values = panel[treatment]
@@ -900,7 +894,7 @@ def did_on_matched(
     matched city-year counts once. Returns the tidy row of `treatment` and the fit.
     """
     _choice(did_weights, ("weights", "unweighted"), "did_weights")
-    _require(panel, [outcome, treatment, *controls])
+    require_columns(panel, [outcome, treatment, *controls], "the panel")
     weights = matched[[UNIT, TIME, "weight"]].rename(columns={"weight": WEIGHT_COLUMN})
     data = panel.merge(weights, on=[UNIT, TIME], how="inner", validate="one_to_one")
     if len(data) != len(matched):
@@ -971,7 +965,7 @@ def psm_did(
     cov = list(controls if covariates is None else covariates)
     if not cov:
         raise PsmError("the propensity score needs at least one covariate")
-    _require(panel, [outcome, *controls])
+    require_columns(panel, [outcome, *controls], "the panel")
     units = design_units(
         panel, design=design, covariates=cov, treatment=treatment, treat=treat,
         baseline_end=baseline_end,
@@ -1142,7 +1136,7 @@ def pscore_density_figure(
     for column, what in (("design", "designs"), ("model", "matchings")):
         if column in frame.columns and frame[column].nunique() > 1:
             raise PsmError(f"scores hold several {what}: pass {column}= to choose one")
-    _require(frame, ["treated", "pscore", "support", "weight"])
+    require_columns(frame, ["treated", "pscore", "support", "weight"], "the score frame")
     lang = configure_fonts(language)
     text = _FIG_TEXT[lang]
     ps = frame["pscore"].to_numpy(dtype="float64")

@@ -37,7 +37,7 @@ from typing import Literal
 
 import pandas as pd
 
-from dualpilot.errors import Problem, raise_if
+from dualpilot.errors import Problem, raise_if, require_columns
 from dualpilot.tidy import MODEL_COLUMNS, TIDY_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -574,13 +574,6 @@ def _join_sentences(sentences: Iterable[str], language: Language) -> str:
     if not items:
         return ""
     return text("sentence_sep", language).join(items) + text("end", language)
-
-
-def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
-    """Raise ValueError naming every column of `columns` that `frame` lacks."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(frame.columns)}")
 
 
 def validate_tidy(tidy: pd.DataFrame, columns: Iterable[str] = TIDY_COLUMNS) -> None:

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from dualpilot.errors import require_columns
+
 log = logging.getLogger(__name__)
 
 GROUPS = ("none", "sc_only", "lc_only", "dual")
@@ -42,12 +44,6 @@ _PILOT_REQUIRED = ("batch", "name", "level", "province", "city_code")
 _MASTER_REQUIRED = ("city_code", "province")
 
 
-def _require(df: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what} lacks column(s) {missing}")
-
-
 def pilot_assignments(
     pilots: pd.DataFrame,
     master: pd.DataFrame,
@@ -63,8 +59,8 @@ def pilot_assignments(
     ``subcity_pilot_treats_city``. Raises ValueError on a batch without a year or a province entry
     naming a province that has no city in the master.
     """
-    _require(pilots, _PILOT_REQUIRED, "pilot list")
-    _require(master, _MASTER_REQUIRED, "city master")
+    require_columns(pilots, _PILOT_REQUIRED, "pilot list")
+    require_columns(master, _MASTER_REQUIRED, "city master")
     batches = set(pilots["batch"].astype(int))
     unknown = sorted(batches - set(batch_years))
     if unknown:
@@ -168,8 +164,8 @@ def code_treatment(
     Raises ValueError if the panel lacks city_code/year, already holds a treatment column, holds a
     city not in the master, or a year after `last_year`.
     """
-    _require(panel, ("city_code", "year"), "panel")
-    _require(master, _MASTER_REQUIRED, "city master")
+    require_columns(panel, ("city_code", "year"), "panel")
+    require_columns(master, _MASTER_REQUIRED, "city master")
     clash = [c for c in TREATMENT_COLUMNS if c in panel.columns]
     if clash:
         raise ValueError(f"panel already has treatment column(s) {clash}")
@@ -222,7 +218,7 @@ def treatment_summary(panel: pd.DataFrame) -> pd.DataFrame:
     if a city's treatment columns vary across its years.
     """
     cols = ["city_code", "sc_year", "lc_year", "dual_year", "group"]
-    _require(panel, tuple(cols), "panel")
+    require_columns(panel, tuple(cols), "panel")
     cities = panel[cols].drop_duplicates()
     dup = cities["city_code"][cities["city_code"].duplicated()]
     if not dup.empty:
@@ -253,7 +249,7 @@ def _md_table(header: list[str], rows: list[list[object]]) -> list[str]:
 
 def render_treatment_summary_markdown(summary: pd.DataFrame) -> str:
     """Render `treatment_summary` output as Markdown: cities per group, then per programme cohort."""
-    _require(summary, ("programme", "cohort", "group", "n_cities"), "treatment summary")
+    require_columns(summary, ("programme", "cohort", "group", "n_cities"), "treatment summary")
     one = summary[summary["programme"] == "dual"]
     per_group = one.groupby("group")["n_cities"].sum().reindex(list(GROUPS), fill_value=0)
     lines = ["### Cities by treatment group (state at the end of the window)", ""]
@@ -279,8 +275,8 @@ def smart_city_coverage(pilots: pd.DataFrame, batches: pd.DataFrame) -> pd.DataF
     table has an ``extensions`` column), official_prefecture_level (<NA> if not reported), complete
     (listed >= official_total).
     """
-    _require(pilots, ("batch", "level"), "smart-city list")
-    _require(batches, ("batch", "total", "prefecture_level"), "smart-city batch table")
+    require_columns(pilots, ("batch", "level"), "smart-city list")
+    require_columns(batches, ("batch", "total", "prefecture_level"), "smart-city batch table")
     b = batches.set_index("batch")
     ext = b["extensions"].astype(int) if "extensions" in b.columns else 0
     listed = pilots.groupby("batch").size().reindex(b.index, fill_value=0)
@@ -325,7 +321,7 @@ def list_batch_counts(pilots: pd.DataFrame) -> pd.DataFrame:
     """Entries and prefecture-level entries per batch of a pilot list, shaped like the official table
     (columns batch, total, prefecture_level), so that `smart_city_coverage` can compare a supplied list
     with it (for the low-carbon list, whose shipped version is complete)."""
-    _require(pilots, ("batch", "level"), "pilot list")
+    require_columns(pilots, ("batch", "level"), "pilot list")
     total = pilots.groupby("batch").size()
     pref = pilots[pilots["level"] == "prefecture"].groupby("batch").size()
     return pd.DataFrame(
