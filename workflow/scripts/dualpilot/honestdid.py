@@ -355,7 +355,6 @@ class _CachedLP:
         self.G = G
         self.unbounded = False
         self.basis: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self.n_solves = 0
 
     def solve(self, h: np.ndarray) -> tuple[float, np.ndarray]:
         """Optimal value and duals ``lam >= 0`` (``cost + G'lam = 0``); ``-inf`` if unbounded."""
@@ -371,7 +370,6 @@ class _CachedLP:
         res = optimize.linprog(
             self.cost, A_ub=self.G, b_ub=h, bounds=[(None, None)] * n, method="highs"
         )
-        self.n_solves += 1
         if res.status == 3:
             self.unbounded = True
             return -math.inf, np.zeros(self.G.shape[0])

@@ -10,7 +10,8 @@ Every script in workflow/scripts/ ends with
   `snakemake.input`, `snakemake.output` and `snakemake.params` (config reaches scripts only this way);
 - from the command line, parses `--input name=path`, `--output name=path` and `--params params.yaml`
   so a user can run one step outside Snakemake (see `python workflow/scripts/<rule>.py --help`);
-- sends `logging` to the rule's log file (and to stderr), caps BLAS threads at the rule's `threads`,
+- sends `logging` to the rule's log file (and to stderr), caps BLAS threads at the rule's `threads`
+  (threadpoolctl),
   and turns an `InputError` into a short message on stderr and exit code 1 instead of a traceback.
 """
 
@@ -19,12 +20,13 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+from threadpoolctl import threadpool_limits
 
 from dualpilot.errors import InputError, SpecificationError
 
@@ -56,18 +58,6 @@ def _setup_logging(log_file: str | None) -> None:
         force=True,
     )
     logging.captureWarnings(True)
-
-
-def _limit_threads(threads: int) -> None:
-    # One BLAS thread per core the rule asked for: jobs running side by side must not oversubscribe.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(threads)
-    except ImportError:  # threadpoolctl comes with scikit-learn-free installs only sometimes
-        pass
 
 
 def _pairs(items: list[str], what: str) -> Named:
@@ -112,7 +102,10 @@ def run(main: Callable[[Any, Any, Any], None], namespace: dict[str, Any]) -> Non
         threads = int(smk.threads)
     else:
         inputs, outputs, params, log_file, threads = _from_command_line(namespace.get("__doc__"))
-    _limit_threads(threads)
+    # One BLAS/OpenMP thread per core the rule asked for, so jobs side by side do not oversubscribe.
+    # numpy is loaded by now, so only a runtime limit works (Snakemake also exports OMP/OPENBLAS/
+    # MKL_NUM_THREADS = threads to its jobs; from the command line this is the only limit).
+    threadpool_limits(threads)
     _setup_logging(log_file)
     try:
         main(inputs, outputs, params)
