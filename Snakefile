@@ -14,7 +14,6 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/demo.smk"
 include: "workflow/rules/panel.smk"
 include: "workflow/rules/baseline.smk"
 include: "workflow/rules/psm.smk"
@@ -22,6 +21,8 @@ include: "workflow/rules/placebo.smk"
 include: "workflow/rules/mechanisms.smk"
 include: "workflow/rules/robustness.smk"
 include: "workflow/rules/maps.smk"
+# after the stages: the demo's recovery table reads their estimates (rules.<rule>.output)
+include: "workflow/rules/demo.smk"
 
 
 rule all:

@@ -100,7 +100,8 @@ def _run_case(dest: Path, case: dict) -> dict:
             estimation=CONFIG["estimation"],
             staggered_use_controls=STAGGERED["use_controls"],
             cs_control_groups=STAGGERED["cs_control_groups"],
-            twfe_model="(2)",
+            twfe_model=CONFIG["headline"]["model"],
+            treatment=CONFIG["headline"]["term"],
         ),
     )
     return {

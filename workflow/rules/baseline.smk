@@ -5,7 +5,7 @@
 
 rule estimate_baseline:
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
         estimates=report(
             "results/estimates/baseline.csv",
@@ -20,6 +20,8 @@ rule estimate_baseline:
         "benchmarks/estimate_baseline.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         controls=config["controls"],
         estimation=config["estimation"],
@@ -30,7 +32,7 @@ rule estimate_baseline:
 
 rule estimate_single_vs_dual:
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
         estimates=report(
             "results/estimates/single_vs_dual.csv",
@@ -41,8 +43,12 @@ rule estimate_single_vs_dual:
         ),
     log:
         "logs/estimate_single_vs_dual.log",
+    benchmark:
+        "benchmarks/estimate_single_vs_dual.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         controls=config["controls"],
         estimation=config["estimation"],
@@ -52,7 +58,7 @@ rule estimate_single_vs_dual:
 
 rule estimate_event_study:
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
         estimates=report(
             "results/estimates/event_study.csv",
@@ -65,8 +71,12 @@ rule estimate_event_study:
         vcov="results/estimates/event_study_vcov.csv",
     log:
         "logs/estimate_event_study.log",
+    benchmark:
+        "benchmarks/estimate_event_study.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         controls=config["controls"],
         estimation=config["estimation"],
@@ -77,7 +87,7 @@ rule estimate_event_study:
 
 rule estimate_duration:
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
         estimates=report(
             "results/estimates/duration.csv",
@@ -88,8 +98,12 @@ rule estimate_duration:
         ),
     log:
         "logs/estimate_duration.log",
+    benchmark:
+        "benchmarks/estimate_duration.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         controls=config["controls"],
         estimation=config["estimation"],
@@ -101,7 +115,7 @@ rule estimate_duration:
 rule describe_panel:
     """Descriptive statistics of the panel (the numbers; render_baseline formats them)."""
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
         csv=report(
             "results/tables/descriptives.csv",
@@ -112,8 +126,12 @@ rule describe_panel:
         ),
     log:
         "logs/describe_panel.log",
+    benchmark:
+        "benchmarks/describe_panel.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         descriptives=config["descriptives"],
     script:
@@ -123,10 +141,12 @@ rule describe_panel:
 rule render_baseline:
     """Every table and figure of the baseline stage, drawn from the tidy estimates (no estimation)."""
     input:
-        **{a: f"results/estimates/{a}.csv" for a in BASELINE_ANALYSES},
-        descriptives="results/tables/descriptives.csv",
-        labels="resources/labels/terms.csv",
-        specs="resources/labels/tables.csv",
+        **reference("labels", "specs"),
+        baseline=rules.estimate_baseline.output.estimates,
+        single_vs_dual=rules.estimate_single_vs_dual.output.estimates,
+        event_study=rules.estimate_event_study.output.estimates,
+        duration=rules.estimate_duration.output.estimates,
+        descriptives=rules.describe_panel.output.csv,
     output:
         **table_outputs(BASELINE_ANALYSES, "2 Baseline"),
         **table_outputs(["descriptives"], "1 Data"),
@@ -148,8 +168,12 @@ rule render_baseline:
         duration_pdf="results/figures/duration.pdf",
     log:
         "logs/render_baseline.log",
+    benchmark:
+        "benchmarks/render_baseline.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         analyses=BASELINE_ANALYSES,
         tables=config["tables"],

@@ -8,7 +8,7 @@ from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
 
-# --- cross-field config checks (issue 11): keys that are each valid but contradict each other stop the
+# --- cross-field config checks: keys that are each valid but contradict each other stop the
 # run here, before any job, with the key(s) named (dualpilot.config_checks, unit-tested).
 import sys
 
@@ -42,8 +42,41 @@ PLACEBO_OPTIONS = {
 # Heterogeneity dimensions (config heterogeneity: dimensions), each with its own permutation shards.
 HETEROGENEITY_DIMENSIONS = list(config["heterogeneity"]["dimensions"])
 
+# --- paths and job resources
+# Every path is written once. A file the workflow writes is named by the rule that writes it; other rules
+# read it as rules.<rule>.output.<name> (so a rule file reads only rules of files included before it). The
+# shipped reference files (resources/README.md) are named here; a rule takes those it reads by name with
+# `**reference("city_master", ...)`.
+REFERENCE = {
+    "city_master": "resources/cities/city_master.csv",
+    "name_crosswalk": "resources/cities/name_crosswalk.csv",
+    "header_aliases": "resources/yearbook/header_aliases.csv",
+    "plausibility": "resources/yearbook/plausibility.csv",
+    "usd_cny": "resources/macro/usd_cny.csv",
+    "smart_city": "resources/policy/smart_city_pilots.csv",
+    "low_carbon": "resources/policy/low_carbon_pilots.csv",
+    "smart_city_batches": "resources/policy/smart_city_batches.csv",
+    "labels": "resources/labels/terms.csv",  # labels of terms, models and columns (zh/en)
+    "specs": "resources/labels/tables.csv",  # rows and notes of each formatted table
+    "layer": "resources/geo/prefectures.geojson",
+    "dash_line": "resources/geo/nine_dash_line.geojson",
+}
 
-# --- render rules (issue 12): estimation rules write tidy estimates only; one render_<stage> rule per stage
+
+def reference(*names):
+    """The named reference files, as named inputs of a rule."""
+    return {name: REFERENCE[name] for name in names}
+
+
+# Memory (MB) and wall time (minutes) of a job, given to every job rule as `**JOB_RESOURCES` under
+# `resources` (build_panel and the sharded rules set their own). Measured peaks of the demo's jobs stay under
+# 420 MB and 10 s (docs/performance.md); the limits leave room for the real yearbooks. A profile may change
+# one rule's values with set-resources (profiles/slurm does for make_demo_extracts).
+JOB_RESOURCES = {"mem_mb": 2000, "runtime": 30}
+# --- end of paths and job resources
+
+
+# --- render rules: estimation rules write tidy estimates only; one render_<stage> rule per stage
 # draws that stage's tables and figures, so a change of `tables:` or `figures:` re-runs render jobs only.
 # Each formatted table is written as results/tables/<table>.{tex,md,html}; the HTML page is in the report
 # (shown inline), beside the tidy CSV (a download), with the caption of workflow/report/<caption>.rst.

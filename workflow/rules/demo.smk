@@ -1,15 +1,14 @@
 # Demo extracts: raw yearbook tables in exactly the layout of docs/raw-data.md, generated from the documented
-# data-generating process of docs/demo-data.md with the planted effects of config `demo:`.
-# Demo results are never the study's findings.
+# data-generating process of docs/demo-data.md with the planted effects of config `demo:`, and the demo's
+# recovery table. Demo results are never the study's findings. Included after the stages: the recovery table
+# reads their estimates (rules.<rule>.output).
 
 
 rule make_demo_extracts:
     input:
-        city_master="resources/cities/city_master.csv",
-        name_crosswalk="resources/cities/name_crosswalk.csv",
-        header_aliases="resources/yearbook/header_aliases.csv",
-        low_carbon="resources/policy/low_carbon_pilots.csv",
-        usd_cny="resources/macro/usd_cny.csv",
+        **reference(
+            "city_master", "name_crosswalk", "header_aliases", "low_carbon", "usd_cny"
+        ),
     output:
         raw=directory(DEMO_RAW_DIR),
         truth="results/demo/truth.parquet",
@@ -20,6 +19,8 @@ rule make_demo_extracts:
         "benchmarks/make_demo_extracts.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         years=YEARS,
         demo=config["demo"],
@@ -28,18 +29,15 @@ rule make_demo_extracts:
         "../scripts/make_demo_extracts.py"
 
 
-# The demo's recovery table (docs/demo-data.md, "What the workflow recovers"): only when raw_dir is the
-# demo, since it compares the estimates with the generator's truth.
-DEMO_RECOVERY = ["results/tables/demo_recovery.csv"] if raw_dir_is_demo() else []
-
-
+# The demo's recovery table (docs/demo-data.md, "What the workflow recovers"): built only when raw_dir is
+# the demo (aggregate target demo_recovery), since it compares the estimates with the generator's truth.
 rule estimate_demo_recovery:
     """Each estimator's ATT of the dual pilot beside the true ATT on its sample; reads estimates only."""
     input:
-        truth="results/demo/truth.parquet",
-        panel="results/panel/panel.parquet",
-        baseline="results/estimates/baseline.csv",
-        staggered="results/estimates/staggered.csv",
+        truth=rules.make_demo_extracts.output.truth,
+        panel=rules.build_panel.output.parquet,
+        baseline=rules.estimate_baseline.output.estimates,
+        staggered=rules.estimate_staggered.output.estimates,
     output:
         table=report(
             "results/tables/demo_recovery.csv",
@@ -54,12 +52,15 @@ rule estimate_demo_recovery:
         "benchmarks/estimate_demo_recovery.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         controls=config["controls"],
         estimation=config["estimation"],
         staggered_use_controls=config["robustness"]["staggered"]["use_controls"],
         cs_control_groups=config["robustness"]["staggered"]["cs_control_groups"],
-        twfe_model="(2)",
+        twfe_model=config["headline"]["model"],
+        treatment=config["headline"]["term"],
     script:
         "../scripts/estimate_demo_recovery.py"
 
@@ -67,7 +68,7 @@ rule estimate_demo_recovery:
 rule demo_recovery:
     """Aggregate target: the demo's recovery table (nothing when raw_dir is not the demo)."""
     input:
-        DEMO_RECOVERY,
+        rules.estimate_demo_recovery.output if raw_dir_is_demo() else [],
 
 
 localrules:

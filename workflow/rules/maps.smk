@@ -5,8 +5,8 @@
 
 rule estimate_spatial_autocorrelation:
     input:
-        panel="results/panel/panel.parquet",
-        layer="resources/geo/prefectures.geojson",
+        **reference("layer"),
+        panel=rules.build_panel.output.parquet,
     output:
         moran=report(
             "results/tables/morans_i.csv",
@@ -22,6 +22,8 @@ rule estimate_spatial_autocorrelation:
         "benchmarks/estimate_spatial_autocorrelation.tsv"
     conda:
         "../../envs/spatial.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         spatial={
             k: config["spatial"][k]
@@ -39,7 +41,7 @@ rule estimate_spatial_autocorrelation:
 
 rule describe_regional_pattern:
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
         trends=report(
             "results/tables/regional_trends.csv",
@@ -57,8 +59,12 @@ rule describe_regional_pattern:
         ),
     log:
         "logs/describe_regional_pattern.log",
+    benchmark:
+        "benchmarks/describe_regional_pattern.tsv"
     conda:
         "../../envs/spatial.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         top_n=config["spatial"]["top_n"],
         map_years=config["spatial"]["map_years"],
@@ -71,11 +77,10 @@ rule render_maps:
     clusters, regional trends and densities (from the panel, the boundaries and the tables above).
     """
     input:
-        panel="results/panel/panel.parquet",
-        layer="resources/geo/prefectures.geojson",
-        dash_line="resources/geo/nine_dash_line.geojson",
-        lisa="results/tables/lisa_clusters.csv",
-        trends="results/tables/regional_trends.csv",
+        **reference("layer", "dash_line"),
+        panel=rules.build_panel.output.parquet,
+        lisa=rules.estimate_spatial_autocorrelation.output.lisa,
+        trends=rules.describe_regional_pattern.output.trends,
     output:
         maps_png=report(
             "results/figures/spatial_maps.png",
@@ -123,6 +128,8 @@ rule render_maps:
         "benchmarks/render_maps.tsv"
     conda:
         "../../envs/spatial.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         spatial={
             k: config["spatial"][k]

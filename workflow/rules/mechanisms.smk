@@ -5,7 +5,7 @@
 
 rule estimate_mechanisms:
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
         estimates=report(
             "results/estimates/mechanisms.csv",
@@ -20,6 +20,8 @@ rule estimate_mechanisms:
         "benchmarks/estimate_mechanisms.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         controls=config["controls"],
         estimation=config["estimation"],
@@ -31,9 +33,9 @@ rule estimate_mechanisms:
 rule permute_group_labels:
     """One shard of the permutation draws of every between-group gap of one heterogeneity dimension."""
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
-        "results/heterogeneity/permutations/{dimension}/shard_{shard}.parquet",
+        shard="results/heterogeneity/permutations/{dimension}/shard_{shard}.parquet",
     log:
         "logs/permute_group_labels/{dimension}_{shard}.log",
     benchmark:
@@ -58,9 +60,9 @@ rule permute_group_labels:
 
 rule estimate_heterogeneity:
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
         permutations=expand(
-            "results/heterogeneity/permutations/{dimension}/shard_{shard}.parquet",
+            rules.permute_group_labels.output.shard,
             dimension=HETEROGENEITY_DIMENSIONS,
             shard=range(config["heterogeneity"]["shards"]),
         ),
@@ -75,8 +77,12 @@ rule estimate_heterogeneity:
         groups="results/heterogeneity/groups.csv",
     log:
         "logs/estimate_heterogeneity.log",
+    benchmark:
+        "benchmarks/estimate_heterogeneity.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         controls=config["controls"],
         estimation=config["estimation"],
@@ -88,10 +94,9 @@ rule estimate_heterogeneity:
 rule render_mechanisms_heterogeneity:
     """The mechanism and heterogeneity tables and the heterogeneity figure, drawn from the estimates."""
     input:
-        mechanisms="results/estimates/mechanisms.csv",
-        heterogeneity="results/estimates/heterogeneity.csv",
-        labels="resources/labels/terms.csv",
-        specs="resources/labels/tables.csv",
+        **reference("labels", "specs"),
+        mechanisms=rules.estimate_mechanisms.output.estimates,
+        heterogeneity=rules.estimate_heterogeneity.output.estimates,
     output:
         **table_outputs(
             ["mechanisms", "heterogeneity", "heterogeneity_tests"],
@@ -107,8 +112,12 @@ rule render_mechanisms_heterogeneity:
         pdf="results/figures/heterogeneity.pdf",
     log:
         "logs/render_mechanisms_heterogeneity.log",
+    benchmark:
+        "benchmarks/render_mechanisms_heterogeneity.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         groups=sorted(
             {

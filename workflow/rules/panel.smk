@@ -4,15 +4,17 @@
 
 rule build_panel:
     input:
+        **reference(
+            "city_master",
+            "name_crosswalk",
+            "header_aliases",
+            "plausibility",
+            "usd_cny",
+            "smart_city",
+            "low_carbon",
+            "smart_city_batches",
+        ),
         raw=raw_inputs,
-        city_master="resources/cities/city_master.csv",
-        name_crosswalk="resources/cities/name_crosswalk.csv",
-        header_aliases="resources/yearbook/header_aliases.csv",
-        plausibility="resources/yearbook/plausibility.csv",
-        usd_cny="resources/macro/usd_cny.csv",
-        smart_city="resources/policy/smart_city_pilots.csv",
-        low_carbon="resources/policy/low_carbon_pilots.csv",
-        smart_city_batches="resources/policy/smart_city_batches.csv",
     output:
         parquet="results/panel/panel.parquet",
         csv="results/panel/panel.csv",
@@ -33,6 +35,9 @@ rule build_panel:
         "benchmarks/build_panel.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=4000,  # reads every edition's workbooks; openpyxl holds a whole workbook in memory
+        runtime=15,  # seconds on the demo, a minute or two on the full yearbooks
     params:
         raw_dir=config["raw_dir"],
         years=YEARS,
@@ -46,7 +51,7 @@ rule build_panel:
 
 rule summarise_treatment:
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
         csv=report(
             "results/tables/treatment_summary.csv",
@@ -58,8 +63,12 @@ rule summarise_treatment:
         md="results/tables/treatment_summary.md",
     log:
         "logs/summarise_treatment.log",
+    benchmark:
+        "benchmarks/summarise_treatment.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        **JOB_RESOURCES,
     script:
         "../scripts/summarise_treatment.py"
 
@@ -72,8 +81,12 @@ rule save_config:
         "results/config_used.yaml",
     log:
         "logs/save_config.log",
+    benchmark:
+        "benchmarks/save_config.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        **JOB_RESOURCES,
     script:
         "../scripts/save_config.py"
 

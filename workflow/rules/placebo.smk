@@ -5,9 +5,9 @@
 
 rule placebo_shard:
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
-        "results/placebo/{kind}/shard_{shard}.parquet",
+        shard="results/placebo/{kind}/shard_{shard}.parquet",
     log:
         "logs/placebo_shard/{kind}_{shard}.log",
     benchmark:
@@ -37,16 +37,20 @@ rule placebo_shard:
 rule gather_placebo:
     input:
         lambda wildcards: expand(
-            "results/placebo/{kind}/shard_{shard}.parquet",
+            rules.placebo_shard.output.shard,
             kind=wildcards.kind,
             shard=range(placebo_shards(wildcards.kind)),
         ),
     output:
-        "results/placebo/{kind}/draws.parquet",
+        draws="results/placebo/{kind}/draws.parquet",
     log:
         "logs/gather_placebo/{kind}.log",
+    benchmark:
+        "benchmarks/gather_placebo/{kind}.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         n_draws=lambda wildcards: placebo_draws(wildcards.kind),
     script:
@@ -55,8 +59,8 @@ rule gather_placebo:
 
 rule summarise_placebo:
     input:
-        draws=expand("results/placebo/{kind}/draws.parquet", kind=PLACEBO_KINDS),
-        baseline="results/estimates/baseline.csv",
+        draws=expand(rules.gather_placebo.output.draws, kind=PLACEBO_KINDS),
+        baseline=rules.estimate_baseline.output.estimates,
     output:
         summary=report(
             "results/estimates/placebo_summary.csv",
@@ -67,11 +71,15 @@ rule summarise_placebo:
         ),
     log:
         "logs/summarise_placebo.log",
+    benchmark:
+        "benchmarks/summarise_placebo.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         kinds=PLACEBO_KINDS,
-        true_model="(2)",
+        headline=config["headline"],
     script:
         "../scripts/summarise_placebo.py"
 
@@ -79,8 +87,8 @@ rule summarise_placebo:
 rule render_placebo:
     """The figure of one placebo kind, drawn from its draws (one job per kind: each has its caption)."""
     input:
-        draws="results/placebo/{kind}/draws.parquet",
-        baseline="results/estimates/baseline.csv",
+        draws=rules.gather_placebo.output.draws,
+        baseline=rules.estimate_baseline.output.estimates,
     output:
         png=report(
             "results/figures/placebo_{kind}.png",
@@ -92,10 +100,14 @@ rule render_placebo:
         pdf="results/figures/placebo_{kind}.pdf",
     log:
         "logs/render_placebo/{kind}.log",
+    benchmark:
+        "benchmarks/render_placebo/{kind}.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
-        true_model="(2)",
+        headline=config["headline"],
         language=config["tables"]["language"],
         dpi=config["figures"]["dpi"],
     script:
@@ -106,11 +118,7 @@ rule placebo:
     """Aggregate target: every placebo kind's draws, the summary and the figures."""
     input:
         rules.summarise_placebo.output,
-        expand(
-            "results/figures/placebo_{kind}.{ext}",
-            kind=PLACEBO_KINDS,
-            ext=["png", "pdf"],
-        ),
+        expand(rules.render_placebo.output, kind=PLACEBO_KINDS),
 
 
 localrules:

@@ -5,7 +5,7 @@
 
 rule estimate_psm_did:
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
         estimates=report(
             "results/estimates/psm_did.csv",
@@ -30,6 +30,8 @@ rule estimate_psm_did:
         "benchmarks/estimate_psm_did.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         controls=config["controls"],
         # figure_design only chooses the design render_psm draws
@@ -41,11 +43,10 @@ rule estimate_psm_did:
 rule render_psm:
     """The PSM-DID and balance tables and the score densities, drawn from the estimation's files."""
     input:
-        psm_did="results/estimates/psm_did.csv",
-        balance="results/psm/balance.csv",
-        scores="results/psm/scores.parquet",
-        labels="resources/labels/terms.csv",
-        specs="resources/labels/tables.csv",
+        **reference("labels", "specs"),
+        psm_did=rules.estimate_psm_did.output.estimates,
+        balance=rules.estimate_psm_did.output.balance,
+        scores=rules.estimate_psm_did.output.scores,
     output:
         **table_outputs(["psm_did", "psm_balance"], "3 Robustness"),
         png=report(
@@ -58,8 +59,12 @@ rule render_psm:
         pdf="results/figures/psm_density.pdf",
     log:
         "logs/render_psm.log",
+    benchmark:
+        "benchmarks/render_psm.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         tables=config["tables"],
         figures=config["figures"],

@@ -1,23 +1,12 @@
-# Robustness II (issue 5): the Goodman-Bacon decomposition, heterogeneity-robust staggered estimators next to
-# the TWFE event study, HonestDiD sensitivity, the two-treatment design (pilot order and pilot states) and the
-# robustness grid. docs/robustness.md explains what each estimator identifies and how to read each figure.
-
-# The event study HonestDiD analyses (robustness: honestdid: event_study) and the files it is read from.
-HONESTDID_EVENT_STUDY = {
-    "imputation": {
-        "event_study": "results/estimates/staggered.csv",
-        "vcov": "results/estimates/imputation_event_study_vcov.csv",
-    },
-    "twfe": {
-        "event_study": "results/estimates/event_study.csv",
-        "vcov": "results/estimates/event_study_vcov.csv",
-    },
-}[config["robustness"]["honestdid"]["event_study"]]
+# Staggered-adoption robustness: the Goodman-Bacon decomposition, heterogeneity-robust staggered estimators
+# next to the TWFE event study, HonestDiD sensitivity, the two-treatment design (pilot order and pilot states)
+# and the robustness grid. docs/robustness.md explains what each estimator identifies and how to read each
+# figure.
 
 
 rule estimate_bacon:
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
         decomposition="results/estimates/bacon.csv",
         summary=report(
@@ -33,16 +22,18 @@ rule estimate_bacon:
         "benchmarks/estimate_bacon.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         estimation=config["estimation"],
-        treatment="dual_post",
+        treatment=config["headline"]["term"],
     script:
         "../scripts/estimate_bacon.py"
 
 
 rule estimate_staggered:
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
         estimates=report(
             "results/estimates/staggered.csv",
@@ -59,6 +50,8 @@ rule estimate_staggered:
         "benchmarks/estimate_staggered.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         controls=config["controls"],
         estimation=config["estimation"],
@@ -66,6 +59,19 @@ rule estimate_staggered:
         adjust_single_pilots=config["event_study"]["adjust_single_pilots"],
     script:
         "../scripts/estimate_staggered.py"
+
+
+# The event study HonestDiD analyses (robustness: honestdid: event_study): its estimates and their vcov.
+HONESTDID_EVENT_STUDY = {
+    "imputation": {
+        "event_study": rules.estimate_staggered.output.estimates,
+        "vcov": rules.estimate_staggered.output.vcov,
+    },
+    "twfe": {
+        "event_study": rules.estimate_event_study.output.estimates,
+        "vcov": rules.estimate_event_study.output.vcov,
+    },
+}[config["robustness"]["honestdid"]["event_study"]]
 
 
 rule estimate_honestdid:
@@ -86,6 +92,8 @@ rule estimate_honestdid:
         "benchmarks/estimate_honestdid.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         base=config["event_study"]["base"],
         window=config["event_study"]["window"],
@@ -96,7 +104,7 @@ rule estimate_honestdid:
 
 rule estimate_pilot_order:
     input:
-        panel="results/panel/panel.parquet",
+        panel=rules.build_panel.output.parquet,
     output:
         estimates=report(
             "results/estimates/pilot_order.csv",
@@ -111,6 +119,8 @@ rule estimate_pilot_order:
         "benchmarks/estimate_pilot_order.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         controls=config["controls"],
         estimation=config["estimation"],
@@ -120,11 +130,9 @@ rule estimate_pilot_order:
 
 rule estimate_robustness:
     input:
-        panel="results/panel/panel.parquet",
-        city_master="resources/cities/city_master.csv",
-        smart_city="resources/policy/smart_city_pilots.csv",
-        low_carbon="resources/policy/low_carbon_pilots.csv",
+        **reference("city_master", "smart_city", "low_carbon"),
         # the user's <raw_dir>/policy/ lists, if any, replace the shipped ones (as in build_panel)
+        panel=rules.build_panel.output.parquet,
         raw=raw_inputs,
     output:
         estimates=report(
@@ -141,6 +149,8 @@ rule estimate_robustness:
         "benchmarks/estimate_robustness.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         raw_dir=config["raw_dir"],
         years=YEARS,
@@ -154,18 +164,17 @@ rule estimate_robustness:
 
 
 rule render_robustness:
-    """Every table and figure of the Robustness II stage, drawn from the estimation rules' files."""
+    """Every table and figure of the robustness stage, drawn from the estimation rules' files."""
     input:
-        bacon="results/estimates/bacon.csv",
-        bacon_summary="results/estimates/bacon_summary.csv",
-        event_study="results/estimates/event_study.csv",
-        staggered="results/estimates/staggered.csv",
-        honestdid="results/estimates/honestdid.csv",
-        pilot_order="results/estimates/pilot_order.csv",
-        robustness="results/estimates/robustness.csv",
-        robustness_specs="results/estimates/robustness_specs.csv",
-        labels="resources/labels/terms.csv",
-        specs="resources/labels/tables.csv",
+        **reference("labels", "specs"),
+        bacon=rules.estimate_bacon.output.decomposition,
+        bacon_summary=rules.estimate_bacon.output.summary,
+        event_study=rules.estimate_event_study.output.estimates,
+        staggered=rules.estimate_staggered.output.estimates,
+        honestdid=rules.estimate_honestdid.output.estimates,
+        pilot_order=rules.estimate_pilot_order.output.estimates,
+        robustness=rules.estimate_robustness.output.estimates,
+        robustness_specs=rules.estimate_robustness.output.specs,
     output:
         **table_outputs(["honestdid", "pilot_order", "robustness"], "3 Robustness"),
         bacon_png=report(
@@ -194,8 +203,12 @@ rule render_robustness:
         honestdid_pdf="results/figures/honestdid.pdf",
     log:
         "logs/render_robustness.log",
+    benchmark:
+        "benchmarks/render_robustness.tsv"
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **JOB_RESOURCES,
     params:
         tables=config["tables"],
         figures=config["figures"],
@@ -209,7 +222,7 @@ rule render_robustness:
 
 
 rule robustness:
-    """Aggregate target: every output of the Robustness II stage."""
+    """Aggregate target: every output of the robustness stage."""
     input:
         rules.estimate_bacon.output,
         rules.estimate_staggered.output,

@@ -24,6 +24,7 @@ def main(inputs, outputs, params):
         staggered_covariates=params.controls if params.staggered_use_controls else (),
         unit=params.estimation["unit"],
         time=params.estimation["time"],
+        treatment=params.treatment,
     )
     table.to_csv(outputs.table, index=False)
     for row in table.itertuples():

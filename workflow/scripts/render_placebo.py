@@ -10,7 +10,9 @@ def main(inputs, outputs, params):
 
     fig = plots.placebo_figure(
         pd.read_parquet(inputs.draws),
-        placebo.true_estimate(pd.read_csv(inputs.baseline), params.true_model),
+        placebo.true_estimate(
+            pd.read_csv(inputs.baseline), params.headline["model"], params.headline["term"]
+        ),
         language=params.language,
     )
     plots.save_figure(fig, outputs.png, outputs.pdf, dpi=params.dpi)

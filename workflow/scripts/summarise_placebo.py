@@ -8,7 +8,9 @@ def main(inputs, outputs, params):
 
     from dualpilot import placebo
 
-    true_estimate = placebo.true_estimate(pd.read_csv(inputs.baseline), params.true_model)
+    true_estimate = placebo.true_estimate(
+        pd.read_csv(inputs.baseline), params.headline["model"], params.headline["term"]
+    )
     rows = [
         {"kind": kind, **placebo.summarise(pd.read_parquet(path), true_estimate)}
         for kind, path in zip(params.kinds, inputs.draws, strict=True)
