@@ -129,10 +129,21 @@ def test_slurm_profile_gives_jobs_account_partition_and_resources(workdir: Path,
     )
     assert f"workflow specific profile {SLURM_PROFILE}" in proc.stderr
     jobs = job_resources(proc.stdout)
+    # Each rule's own resources (a dry run without a profile): they replace the profile's
+    # default-resources, and the profile's set-resources replace them.
+    own = job_resources(
+        run_snakemake(
+            workdir, "-n", "--workflow-profile", "none", "results/panel/panel.parquet"
+        ).stdout
+    )
     for rule in ("make_demo_extracts", "build_panel"):
         assert jobs[rule]["slurm_account"] == "acct_x"
         assert jobs[rule]["slurm_partition"] == "part_y"
-        wanted = {**profile["default-resources"], **profile["set-resources"].get(rule, {})}
+        wanted = {
+            **profile["default-resources"],
+            **own[rule],
+            **profile["set-resources"].get(rule, {}),
+        }
         assert jobs[rule]["mem_mb"] == str(wanted["mem_mb"]), rule
         assert jobs[rule]["runtime"] == str(wanted["runtime"]), rule
 
