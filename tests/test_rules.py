@@ -21,42 +21,33 @@ JOB_DIRECTIVES = ("script", "shell", "run", "notebook", "wrapper")
 PATH_LITERAL = re.compile(r"""["'](?:results|resources)/[^"']*["']""")
 
 
-def rule_blocks(text: str) -> dict[str, str]:
-    """{rule name: its text}, a rule ending at the next line that is not indented."""
-    blocks: dict[str, str] = {}
+def sections(text: str, head: str) -> dict[str, str]:
+    """{name: text} of each section of `text` opened by a line matching `head` (group 1 the name, group 2
+    the rest of the line); a section ends at the next such line or at a line that is not indented."""
+    found: dict[str, str] = {}
     name = None
     for line in text.splitlines():
-        head = re.match(r"^rule (\w+):", line)
-        if head:
-            name = head.group(1)
-            blocks[name] = ""
+        match = re.match(head, line)
+        if match:
+            name = match.group(1)
+            found[name] = match.group(2)
         elif line and not line[0].isspace():
             name = None
         elif name:
-            blocks[name] += line + "\n"
-    return blocks
-
-
-def directives(block: str) -> dict[str, str]:
-    """{directive: its text} of one rule (directives sit at four spaces)."""
-    found: dict[str, str] = {}
-    key = None
-    for line in block.splitlines():
-        head = re.match(r"^    (\w+):(.*)$", line)
-        if head:
-            key = head.group(1)
-            found[key] = head.group(2)
-        elif key:
-            found[key] += "\n" + line
+            found[name] += "\n" + line
     return found
+
+
+RULE_HEAD = r"^rule (\w+):(.*)$"
+DIRECTIVE_HEAD = r"^    (\w+):(.*)$"  # directives sit at four spaces
 
 
 def all_rules() -> dict[str, dict[str, str]]:
     rules: dict[str, dict[str, str]] = {}
     for path in RULE_FILES:
-        for name, block in rule_blocks(path.read_text(encoding="utf-8")).items():
+        for name, block in sections(path.read_text(encoding="utf-8"), RULE_HEAD).items():
             assert name not in rules, f"rule {name} is defined twice"
-            rules[name] = directives(block)
+            rules[name] = sections(block, DIRECTIVE_HEAD)
     return rules
 
 
