@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pyfixest is imported where a model is fitted: its import co
     from pyfixest.estimation.models.feols_ import Feols
 
 from dualpilot import resampling
-from dualpilot.errors import SpecificationError
+from dualpilot.errors import SpecificationError, require_columns
 from dualpilot.tidy import TIDY_COLUMNS
 
 log = logging.getLogger("dualpilot")
@@ -193,9 +193,7 @@ def _prepare(data: pd.DataFrame, spec: Spec) -> tuple[pd.DataFrame, dict[str, st
     Returns the frame (RangeIndex), alias -> name of each regressor, the input labels of the kept rows
     and the number of rows dropped for missing values.
     """
-    missing_cols = [c for c in spec.columns() if c not in data.columns]
-    if missing_cols:
-        raise EstimationError(f"columns not in the data: {missing_cols}")
+    require_columns(data, spec.columns(), "the data")
     used = data[spec.columns()]
     has_na = used.isna().any(axis=1).to_numpy()
     kept = used.loc[~has_na]

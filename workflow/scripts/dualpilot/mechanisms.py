@@ -53,8 +53,9 @@ from scipy import stats
 
 from dualpilot import estimation as est
 from dualpilot import resampling
+from dualpilot.errors import require_columns
 from dualpilot.estimation import EstimationError
-from dualpilot.fwl import COLLIN_TOL, TwoWayPartialler, singleton_mask
+from dualpilot.fwl import COLLIN_TOL, TwoWayPartialler, factorize, singleton_mask
 from dualpilot.inference import crv1_factor
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,12 @@ and, with the three-step models, a, b and a·b on the common sample (NaN otherwi
 ArrayLike1D = np.ndarray | pd.Series | Sequence[float]
 
 
-def _codes(values: ArrayLike1D) -> IntArray:
-    """Integer codes 0..L-1 of `values` (sorted by value)."""
-    _, inverse = np.unique(np.asarray(values), return_inverse=True)
-    return inverse.astype(np.int64).ravel()
+def _codes(values: ArrayLike1D, name: str) -> IntArray:
+    """`fwl.factorize` codes of `values` (0..L-1 in sorted order); a missing label is an EstimationError."""
+    try:
+        return factorize(values, name)[0]
+    except ValueError as err:
+        raise EstimationError(str(err)) from err
 
 
 @dataclass(frozen=True)
@@ -136,14 +139,14 @@ class TwfeDesign:
         control_names: Sequence[str] = (),
         drop_singletons: bool = True,
     ) -> None:
-        u0, t0 = _codes(unit), _codes(time)
+        u0, t0 = _codes(unit, "unit"), _codes(time, "time")
         self.keep = singleton_mask(u0, t0) if drop_singletons else np.ones(u0.size, dtype=bool)
         """Rows of the input kept after dropping singletons."""
         if not self.keep.any():
             raise EstimationError("no observation left after dropping singletons")
-        self.unit_codes = _codes(u0[self.keep])
-        self.time_codes = _codes(t0[self.keep])
-        self.cluster_codes = _codes(np.asarray(cluster)[self.keep])
+        self.unit_codes = _codes(u0[self.keep], "unit")
+        self.time_codes = _codes(t0[self.keep], "time")
+        self.cluster_codes = _codes(np.asarray(cluster)[self.keep], "cluster")
         self.n_obs = int(self.keep.sum())
         self.n_periods = int(self.time_codes.max()) + 1
         self.n_clusters = int(self.cluster_codes.max()) + 1
@@ -219,9 +222,7 @@ def twfe_fit(
     cluster=cluster)` for coefficients and CRV1 standard errors (tested to 1e-8).
     """
     cols = [outcome, *terms, *controls]
-    missing = [c for c in [*cols, unit, time, cluster] if c not in data.columns]
-    if missing:
-        raise EstimationError(f"columns not in the data: {missing}")
+    require_columns(data, [*cols, unit, time, cluster], "the data")
     values = data[cols].to_numpy(dtype=np.float64)
     complete = np.isfinite(values).all(axis=1)
     rows = data.loc[complete]
@@ -323,9 +324,7 @@ def _common_sample(
     panel: pd.DataFrame, outcome: str, mediator: str, treatment: str, controls: Sequence[str]
 ) -> pd.DataFrame:
     cols = [outcome, mediator, treatment, *controls]
-    missing = [c for c in cols if c not in panel.columns]
-    if missing:
-        raise EstimationError(f"columns not in the panel: {missing}")
+    require_columns(panel, cols, "the panel")
     return panel.loc[panel[cols].notna().all(axis=1)]
 
 
@@ -578,27 +577,9 @@ def bootstrap_draws(
 
 def gather_draws(frames: Sequence[pd.DataFrame], n_draws: int) -> pd.DataFrame:
     """Concatenate shards of draws, sorted by draw (stable: rows of one draw keep their order), and
-    check that every draw 0..n_draws-1 is present exactly once per `mediator` (once, without it)."""
-    if not frames:
-        raise ValueError("gather_draws: no shards")
-    cols = list(frames[0].columns)
-    for i, f in enumerate(frames):
-        if list(f.columns) != cols:
-            raise ValueError(f"gather_draws: shard {i} has columns {list(f.columns)}, not {cols}")
-    out = pd.concat(frames, ignore_index=True)
-    keys = ["draw"] + [c for c in ("mediator",) if c in out.columns]
-    dup = out.duplicated(keys)
-    if dup.any():
-        raise ValueError(f"gather_draws: duplicated draws {out.loc[dup, 'draw'].unique()[:10]}")
-    present = np.unique(out["draw"].to_numpy())
-    if present.size != n_draws or (present != np.arange(n_draws)).any():
-        missing = np.setdiff1d(np.arange(n_draws), present)
-        extra = np.setdiff1d(present, np.arange(n_draws))
-        raise ValueError(
-            f"gather_draws: expected draws 0..{n_draws - 1}; missing {missing[:10].tolist()}, "
-            f"unexpected {extra[:10].tolist()}"
-        )
-    return out.sort_values("draw", kind="stable").reset_index(drop=True)
+    check that every draw 0..n_draws-1 is present exactly once per `mediator` (once, without it):
+    `resampling.gather_draws`."""
+    return resampling.gather_draws(frames, n_draws, per=("mediator",))
 
 
 # --------------------------------------------------------------------------------------------------

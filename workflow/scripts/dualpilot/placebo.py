@@ -60,6 +60,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import sparse, stats
 
 from dualpilot import resampling
+from dualpilot.errors import require_columns
 from dualpilot.fwl import FloatArray, TwoWayPartialler, factorize, singleton_mask
 from dualpilot.inference import crv1_factor, fixest_df_k
 
@@ -352,9 +353,7 @@ class PlaceboEngine:
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         controls = list(controls)
-        missing = [c for c in [outcome, *controls, unit, time, cluster] if c not in panel.columns]
-        if missing:
-            raise ValueError(f"panel lacks column(s) {missing}")
+        require_columns(panel, [outcome, *controls, unit, time, cluster], "the panel")
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         self.outcome, self.controls = outcome, controls
@@ -736,32 +735,15 @@ def run_shard(
 
 
 def gather(frames: Sequence[pd.DataFrame], n_draws: int | None = None) -> pd.DataFrame:
-    """Concatenate shard results, sorted by draw; checks that the draws are exactly 0..n_draws-1.
+    """Concatenate shard results of one kind, sorted by draw (`resampling.gather_draws`: draws exactly
+    0..n_draws-1; `n_draws=None` expects as many draws as there are rows).
 
     Raises `ValueError` on no frames, differing columns, several kinds, duplicate or missing draws.
-    `n_draws=None` expects draws 0..(number of rows - 1).
     """
-    if not frames:
-        raise ValueError("gather: no shard results")
-    cols = list(frames[0].columns)
-    for i, f in enumerate(frames):
-        if list(f.columns) != cols:
-            raise ValueError(f"gather: shard {i} has columns {list(f.columns)}, expected {cols}")
-    out = pd.concat(frames, ignore_index=True)
-    if "kind" in out and out["kind"].nunique() > 1:
-        raise ValueError(f"gather: mixed kinds {sorted(out['kind'].unique())}")
-    dup = out["draw"][out["draw"].duplicated()]
-    if len(dup):
-        raise ValueError(f"gather: duplicate draw(s) {sorted(dup.unique().tolist())[:10]}")
-    expected = len(out) if n_draws is None else n_draws
-    missing = np.setdiff1d(np.arange(expected), out["draw"].to_numpy())
-    extra = np.setdiff1d(out["draw"].to_numpy(), np.arange(expected))
-    if missing.size or extra.size:
-        raise ValueError(
-            f"gather: expected draws 0..{expected - 1}; missing {missing[:10].tolist()}"
-            f"{' ...' if missing.size > 10 else ''}, unexpected {extra[:10].tolist()}"
-        )
-    return out.sort_values("draw", kind="stable").reset_index(drop=True)
+    kinds = sorted({k for f in frames if "kind" in f for k in f["kind"].unique()})
+    if len(kinds) > 1:
+        raise ValueError(f"gather: mixed kinds {kinds}")
+    return resampling.gather_draws(frames, n_draws)
 
 
 def summarise(draws: pd.DataFrame, true_estimate: float) -> dict[str, float]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dualpilot.errors import SpecificationError
+from dualpilot.errors import SpecificationError, require_columns
 from dualpilot.robustness import complete_cases
 
 #: Columns of results/tables/demo_recovery.csv.
@@ -73,9 +73,7 @@ def true_dual_effect(
     """
     keys = [unit, time]
     need = ["effect_dual_lq", "lq_star_national_mean", "it_share", "it_emp", "total_emp"]
-    lacking = [c for c in [*keys, *need] if c not in truth.columns]
-    if lacking:
-        raise SpecificationError(f"the demo truth lacks column(s) {lacking}")
+    require_columns(truth, [*keys, *need], "the demo truth")
     merged = panel[[*keys, "it_emp", "total_emp"]].merge(
         truth[[*keys, *need]], on=keys, how="left", suffixes=("", "_truth"), validate="one_to_one"
     )

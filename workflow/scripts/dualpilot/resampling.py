@@ -20,8 +20,10 @@ computing draws [a, b) reproduces exactly the draws of a single run over all dra
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 
 
@@ -77,3 +79,38 @@ def draw_rng(seed: int, draw: int, *stream: int | str) -> np.random.Generator:
         raise ValueError(f"seed and draw must be non-negative, got seed={seed}, draw={draw}")
     keys = [zlib.crc32(k.encode("utf-8")) if isinstance(k, str) else int(k) for k in stream]
     return np.random.default_rng(np.random.SeedSequence([int(seed), *keys, int(draw)]))
+
+
+def gather_draws(
+    frames: Sequence[pd.DataFrame], n_draws: int | None = None, *, per: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Concatenate the shards of a run of draws (each with a `draw` column), sorted by draw (stable:
+    the rows of one draw keep their order), checking that they are one run: the same columns in every
+    shard, each draw once (once per value of the `per` columns present, e.g. each mediator) and the
+    draws exactly 0..n_draws-1 (`None`: as many draws as there are distinct ones).
+
+    Raises ValueError naming the shard, the duplicated, missing or unexpected draws.
+    """
+    if not frames:
+        raise ValueError("gather: no shards")
+    cols = list(frames[0].columns)
+    for i, f in enumerate(frames):
+        if list(f.columns) != cols:
+            raise ValueError(f"gather: shard {i} has columns {list(f.columns)}, expected {cols}")
+    out = pd.concat(frames, ignore_index=True)
+    keys = ["draw", *(c for c in per if c in out.columns)]
+    dup = out.duplicated(keys)
+    if dup.any():
+        raise ValueError(
+            f"gather: duplicated draw(s) {sorted(out.loc[dup, 'draw'].unique().tolist())[:10]}"
+        )
+    drawn = out["draw"].to_numpy()
+    expected = np.arange(np.unique(drawn).size if n_draws is None else n_draws)
+    missing = np.setdiff1d(expected, drawn)
+    extra = np.setdiff1d(drawn, expected)
+    if missing.size or extra.size:
+        raise ValueError(
+            f"gather: expected draws 0..{expected.size - 1}; missing {missing[:10].tolist()}"
+            f"{' ...' if missing.size > 10 else ''}, unexpected {extra[:10].tolist()}"
+        )
+    return out.sort_values("draw", kind="stable").reset_index(drop=True)

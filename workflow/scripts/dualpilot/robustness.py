@@ -80,9 +80,7 @@ def complete_cases(
     with their count and named in the returned sample label ("full" when nothing is dropped). Balanced-panel
     estimators (Callaway-Sant'Anna) need `whole_units=True`: dropping single rows would unbalance the panel.
     """
-    missing_cols = [c for c in [*columns, unit] if c not in data.columns]
-    if missing_cols:
-        raise SpecificationError(f"the panel lacks column(s) {missing_cols}")
+    require_columns(data, [*columns, unit], "the panel")
     gap = data[list(columns)].isna().any(axis=1)
     if not gap.any():
         return data, "full"

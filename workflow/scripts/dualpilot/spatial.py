@@ -61,6 +61,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from scipy import sparse, stats
 
+from dualpilot.errors import require_columns
+
 log = logging.getLogger(__name__)
 
 Language = Literal["zh", "en"]
@@ -292,9 +294,7 @@ def load_dash_line(path: str | Path) -> gpd.GeoDataFrame:
 
 def check_layer(geo: gpd.GeoDataFrame, what: str = "the boundary layer") -> None:
     """Raise ValueError unless `geo` has the layer's columns, a CRS, polygons and unique codes."""
-    missing = [c for c in LAYER_COLUMNS if c not in geo.columns]
-    if missing:
-        raise ValueError(f"{what} lacks column(s) {missing}")
+    require_columns(geo, LAYER_COLUMNS, what)
     if geo.crs is None:
         raise ValueError(f"{what} has no CRS")
     bad = sorted(set(geo.geom_type) - {"Polygon", "MultiPolygon"})
@@ -311,9 +311,7 @@ PANEL_COLUMNS: tuple[str, ...] = ("city_code", "city_name", "year", "lq")
 def _check_panel(panel: pd.DataFrame, columns: Iterable[str] = PANEL_COLUMNS) -> pd.DataFrame:
     """The panel with `city_code` as str and `year` as int; raises on missing columns/duplicates."""
     cols = list(dict.fromkeys([*PANEL_COLUMNS, *columns]))
-    missing = [c for c in cols if c not in panel.columns]
-    if missing:
-        raise ValueError(f"the panel lacks column(s) {missing}")
+    require_columns(panel, cols, "the panel")
     out = panel.copy()
     out["city_code"] = out["city_code"].astype(str)
     out["year"] = out["year"].astype(int)
