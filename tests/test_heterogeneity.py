@@ -323,8 +323,16 @@ def test_precomputed_draws_are_used(panel60: pd.DataFrame, groups60: pd.DataFram
     a = het.heterogeneity(panel60, CONTROLS, dimensions=dims, n_draws=9, seed=3)
     b = het.heterogeneity(panel60, CONTROLS, dimensions=dims, n_draws=9, seed=3, draws={key: draws})
     pd.testing.assert_frame_equal(a, b)
-    with pytest.raises(ValueError, match="precomputed"):
+    shuffled = draws.iloc[::-1]  # shards arrive in any order: gathered by draw
+    c = het.heterogeneity(
+        panel60, CONTROLS, dimensions=dims, n_draws=9, seed=3, draws={key: shuffled}
+    )
+    pd.testing.assert_frame_equal(a, c)
+    with pytest.raises(ValueError, match=r"precomputed draws: .*missing \[9\]"):
         het.heterogeneity(panel60, CONTROLS, dimensions=dims, n_draws=10, draws={key: draws})
+    twice = pd.concat([draws, draws.iloc[:1]])
+    with pytest.raises(ValueError, match=r"precomputed draws: .*duplicated draw\(s\) \[0\]"):
+        het.heterogeneity(panel60, CONTROLS, dimensions=dims, n_draws=9, draws={key: twice})
 
 
 def test_demo_panel_groups_match_planted_cells_and_gap_is_found() -> None:

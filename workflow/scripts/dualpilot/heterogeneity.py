@@ -699,10 +699,10 @@ def heterogeneity(
         for pair in dim.pairs:
             key = comparison_label(dim.name, pair)
             if draws is not None and key in draws:
-                perm = draws[key]
-                present = np.sort(perm["draw"].to_numpy())
-                if present.size != n_draws or (present != np.arange(n_draws)).any():
-                    raise ValueError(f"{key}: precomputed draws are not 0..{n_draws - 1}")
+                try:
+                    perm = resampling.gather_draws([draws[key]], n_draws)
+                except ValueError as err:
+                    raise ValueError(f"{key}: precomputed draws: {err}") from err
             else:
                 perm = bdiff_draws(
                     panel,
