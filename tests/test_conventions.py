@@ -13,7 +13,7 @@ import pytest
 
 from dualpilot import heterogeneity, mechanisms, placebo
 from dualpilot.errors import SpecificationError, require_columns
-from dualpilot.inference import crv1_factor, fixest_df_k
+from dualpilot.inference import crv1_factor, crv1_vcov, fixest_df_k
 from dualpilot.resampling import draw_rng
 
 
@@ -85,6 +85,27 @@ def test_crv1_factor_reproduces_pyfixest_on_a_twfe_model() -> None:
         crv1_factor(10, 10, 5)
     with pytest.raises(ValueError, match="2 clusters"):
         crv1_factor(100, 10, 1)
+
+
+def test_crv1_vcov_equals_pyfixest_without_fixed_effects() -> None:
+    """The sandwich of the own engines (mechanisms' refits, Sun-Abraham) against pyfixest's CRV1."""
+    rng = np.random.default_rng(11)
+    n, g = 300, 30
+    df = pd.DataFrame({"cl": np.repeat(np.arange(g), n // g), "x": rng.normal(size=n)})
+    df["y"] = 1.0 + 0.3 * df["x"] + rng.normal(size=n) + rng.normal(size=g)[df["cl"]]
+    model = pf.feols(
+        "y ~ x",
+        data=df,
+        vcov={"CRV1": "cl"},
+        ssc=pf.ssc(k_adj=True, k_fixef="nonnested", G_adj=True, G_df="min"),
+    )
+    x = np.column_stack([np.ones(n), df["x"].to_numpy()])
+    bread = np.linalg.inv(x.T @ x)
+    resid = df["y"].to_numpy() - x @ (bread @ (x.T @ df["y"].to_numpy()))
+    scores = np.zeros((g, 2))
+    np.add.at(scores, df["cl"].to_numpy(), x * resid[:, None])
+    vcov = crv1_vcov(bread, scores, n, fixest_df_k(2, [], []), g)
+    np.testing.assert_allclose(vcov, np.asarray(model._vcov), rtol=1e-10)
 
 
 def test_require_columns_names_every_missing_column_once() -> None:

@@ -7,13 +7,17 @@ with `estimation.fit` to rounding:
 
     V = G/(G-1) · (N-1)/(N-K) · B (sum_g s_g s_g') B
 
-with K = coefficients + counted fixed-effect levels (`fixest_df_k`). This module imports nothing of the
-project and only the standard library, so the light engines can use it without loading pyfixest.
+with K = coefficients + counted fixed-effect levels (`fixest_df_k`) and S the cluster sums of the scores
+(`crv1_vcov`). This module imports nothing of the project and only numpy, so the light engines use it
+without loading pyfixest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
 
 
 def fixest_df_k(n_coef: int, fe_sizes: Sequence[int], fe_nested: Sequence[bool]) -> int:
@@ -39,3 +43,11 @@ def crv1_factor(n_obs: int, df_k: int, n_clusters: int) -> float:
     if n_clusters < 2:
         raise ValueError(f"clustered standard errors need at least 2 clusters, got {n_clusters}")
     return n_clusters / (n_clusters - 1) * (n_obs - 1) / (n_obs - df_k)
+
+
+def crv1_vcov(
+    bread: NDArray[np.float64], scores: NDArray[np.float64], n_obs: int, df_k: int, n_clusters: int
+) -> NDArray[np.float64]:
+    """The CRV1 covariance ``crv1_factor · B (S'S) B`` from the bread B = (X'X)^{-1} (k x k) and the
+    cluster sums S of the scores x_i u_i (n_clusters x k)."""
+    return crv1_factor(n_obs, df_k, n_clusters) * bread @ (scores.T @ scores) @ bread

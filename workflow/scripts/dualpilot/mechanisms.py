@@ -56,7 +56,7 @@ from dualpilot import resampling
 from dualpilot.errors import require_columns
 from dualpilot.estimation import EstimationError
 from dualpilot.fwl import COLLIN_TOL, TwoWayPartialler, factorize, singleton_mask
-from dualpilot.inference import crv1_factor
+from dualpilot.inference import crv1_vcov
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class TwfeDesign:
         resid = y_tilde - z @ coef
         scores = np.zeros((self.n_clusters, k))
         np.add.at(scores, self.cluster_codes, z * resid[:, None])
-        vcov = crv1_factor(self.n_obs, df_k, self.n_clusters) * bread @ (scores.T @ scores) @ bread
+        vcov = crv1_vcov(bread, scores, self.n_obs, df_k, self.n_clusters)
         return TwfeEstimate(
             coef=coef, se=np.sqrt(np.diag(vcov)), n_obs=self.n_obs, n_clusters=self.n_clusters
         )

@@ -42,7 +42,7 @@ from scipy import stats
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import SuperLU, splu
 
-from dualpilot.inference import crv1_factor
+from dualpilot.inference import crv1_vcov
 from dualpilot.tidy import TIDY_COLUMNS  # the project's estimate format (`as_estimates`)
 
 log = logging.getLogger(__name__)
@@ -1028,7 +1028,7 @@ def sun_abraham(
     beta = bread @ (x_t.T @ y_t)
     u = y_t - x_t @ beta
     scores = _cluster_sums(x_t * u[:, None], clus, n_cl)
-    vcov = crv1_factor(n, p + len(times), n_cl) * bread @ (scores.T @ scores) @ bread
+    vcov = crv1_vcov(bread, scores, n, p + len(times), n_cl)
     m = len(cells)
     delta, v_delta = beta[:m], vcov[:m, :m]
 
