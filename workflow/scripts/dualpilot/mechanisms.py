@@ -55,7 +55,7 @@ from dualpilot import estimation as est
 from dualpilot import resampling
 from dualpilot.errors import require_columns
 from dualpilot.estimation import EstimationError
-from dualpilot.fwl import COLLIN_TOL, TwoWayPartialler, factorize, singleton_mask
+from dualpilot.fwl import COLLIN_TOL, TwoWayPartialler, factorize, group_sums, singleton_mask
 from dualpilot.inference import crv1_vcov
 
 log = logging.getLogger(__name__)
@@ -197,8 +197,7 @@ class TwfeDesign:
         bread = np.linalg.inv(zz)
         coef = bread @ (z.T @ y_tilde)
         resid = y_tilde - z @ coef
-        scores = np.zeros((self.n_clusters, k))
-        np.add.at(scores, self.cluster_codes, z * resid[:, None])
+        scores = group_sums(z * resid[:, None], self.cluster_codes, self.n_clusters)
         vcov = crv1_vcov(bread, scores, self.n_obs, df_k, self.n_clusters)
         return TwfeEstimate(
             coef=coef, se=np.sqrt(np.diag(vcov)), n_obs=self.n_obs, n_clusters=self.n_clusters
