@@ -150,3 +150,17 @@ def test_runner_caps_blas_threads_at_runtime(tmp_path) -> None:
     )
     counts = out.read_text().split(",")
     assert counts and set(counts) == {"1"}
+
+
+def test_each_convention_has_one_implementation() -> None:
+    """The engines use the shared functions (docs/mechanisms-heterogeneity.md, docs/placebo.md); the
+    modules that once had their own copy no longer define one."""
+    from dualpilot import errors, inference, resampling, staggered, tables, tidy
+
+    assert placebo.crv1_factor is inference.crv1_factor
+    assert mechanisms.crv1_vcov is inference.crv1_vcov
+    assert staggered.crv1_vcov is inference.crv1_vcov
+    assert staggered.TIDY_COLUMNS is tidy.TIDY_COLUMNS  # its own frame is STAGGERED_COLUMNS
+    for module in (placebo, mechanisms, heterogeneity):
+        assert getattr(module, "draw_rng", resampling.draw_rng) is resampling.draw_rng
+    assert tables.require_columns is errors.require_columns
