@@ -17,7 +17,6 @@ from dualpilot.treatment import (
     coverage_warning,
     pilot_assignments,
     pilot_start_years,
-    render_treatment_summary_markdown,
     smart_city_coverage,
     treatment_summary,
 )
@@ -349,7 +348,9 @@ def test_matches_naive_implementation(sc_rows, lc_rows, province, subcity, last)
 # --- summary ---------------------------------------------------------------------------------
 
 
-def test_treatment_summary_and_markdown() -> None:
+def test_treatment_summary_and_its_table() -> None:
+    from dualpilot import render, tables
+
     df = code(last_year=2015)
     s = treatment_summary(df)
     assert list(s.columns) == ["programme", "cohort", "group", "n_cities"]
@@ -359,10 +360,17 @@ def test_treatment_summary_and_markdown() -> None:
     assert lc[(2010, "dual")] == 1 and lc[(2010, "lc_only")] == 2
     never = s[(s["programme"] == "dual") & s["cohort"].isna()].set_index("group")["n_cities"]
     assert never.to_dict() == {"none": 1, "sc_only": 3, "lc_only": 2}
-    md = render_treatment_summary_markdown(s)
-    assert "| dual | 1 |" in md and "| none | 1 |" in md
-    assert "| low_carbon | 2010 | 0 | 0 | 2 | 1 | 3 |" in md
-    assert "| dual | never | 1 | 3 | 2 | 0 | 6 |" in md
+    labels = tables.load_labels(REPO / "resources/labels/terms.csv")
+    en = tables.to_markdown(render.treatment_summary_table(s, labels, "en"))
+    # panels in programme order, each row a cohort: none, SC only, LC only, dual, total
+    assert en.index("**Smart City pilot**") < en.index("**Low-Carbon City pilot**") < en.index("**Dual")
+    low_carbon = en[en.index("**Low-Carbon City pilot**") : en.index("**Dual")]
+    assert "| 2010 | 0 | 0 | 2 | 1 | 3 |" in low_carbon
+    assert en.rstrip().count("| Never (in the window) | 1 | 3 | 2 | 0 | 6 |") == 1
+    zh = tables.to_markdown(render.treatment_summary_table(s, labels, "zh"))
+    assert "| 窗口内未开始 | 1 | 3 | 2 | 0 | 6 |" in zh and "**低碳城市试点**" in zh
+    for raw_id in ("sc_only", "lc_only", "low_carbon", "smart_city", "never"):
+        assert raw_id not in zh and raw_id not in en
     varying = df.copy()
     varying.loc[varying.index[0], "sc_year"] = 1999.0
     with pytest.raises(ValueError, match="vary within city"):

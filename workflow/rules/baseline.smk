@@ -147,9 +147,10 @@ rule render_baseline:
         event_study=rules.estimate_event_study.output.estimates,
         duration=rules.estimate_duration.output.estimates,
         descriptives=rules.describe_panel.output.csv,
+        treatment_summary=rules.summarise_treatment.output.csv,
     output:
         **table_outputs(BASELINE_ANALYSES, "2 Baseline"),
-        **table_outputs(["descriptives"], "1 Data"),
+        **table_outputs(["descriptives", "treatment_summary"], "1 Data"),
         event_study_png=report(
             "results/figures/event_study.png",
             caption="../report/event_study_figure.rst",

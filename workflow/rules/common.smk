@@ -87,6 +87,7 @@ TABLE_REPORT = {
     "event_study": ("event study", "event_study"),
     "duration": ("duration", "duration"),
     "descriptives": ("descriptive statistics", "descriptives"),
+    "treatment_summary": ("treatment summary", "treatment_summary"),
     "psm_did": ("PSM-DID", "psm_did"),
     "psm_balance": ("PSM balance", "psm_balance"),
     "honestdid": ("HonestDiD", "honestdid"),

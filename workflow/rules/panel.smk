@@ -60,7 +60,6 @@ rule summarise_treatment:
             subcategory="Tables",
             labels={"analysis": "treatment summary", "type": "table"},
         ),
-        md="results/tables/treatment_summary.md",
     log:
         "logs/summarise_treatment.log",
     benchmark:

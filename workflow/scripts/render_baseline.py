@@ -1,6 +1,6 @@
 """Every table and figure of the baseline stage (rule render_baseline): the regression tables of the
 baseline, dual-versus-single, event-study and duration estimates, the descriptive statistics, and the
-event-study and duration coefficient plots, all drawn from the tidy files the estimation rules wrote."""
+event-study and duration coefficient plots, and the cities per pilot programme and cohort, all drawn from the tidy files the estimation rules wrote."""
 
 from dualpilot.runner import run
 
@@ -27,6 +27,10 @@ def main(inputs, outputs, params):
         digits=settings["digits"],
     )
     render.write_table(descriptives, outputs, "descriptives")
+    summary = pd.read_csv(inputs.treatment_summary)
+    render.write_table(
+        render.treatment_summary_table(summary, labels, language), outputs, "treatment_summary"
+    )
 
     fig = plots.coefficient_plot(
         estimates["event_study"],

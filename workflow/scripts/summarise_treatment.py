@@ -1,4 +1,4 @@
-"""Cities per pilot group and cohort (rule summarise_treatment)."""
+"""Cities per pilot group and cohort (rule summarise_treatment), as data; rule render_baseline formats\nthe table."""
 
 from dualpilot.runner import run
 
@@ -10,8 +10,6 @@ def main(inputs, outputs, params):
 
     summary = treatment.treatment_summary(pd.read_parquet(inputs.panel))
     summary.to_csv(outputs.csv, index=False)
-    with open(outputs.md, "w", encoding="utf-8") as fh:
-        fh.write(treatment.render_treatment_summary_markdown(summary))
 
 
 if __name__ == "__main__" or "snakemake" in globals():

@@ -139,3 +139,53 @@ def write_analysis_table(
     )
     write_table(table, outputs, analysis)
     return tidy
+
+
+#: Columns of the treatment summary table, headed by their column:<name> entries of the label file.
+TREATMENT_SUMMARY_COLUMNS: tuple[str, ...] = ("cohort", "none", "sc_only", "lc_only", "dual", "total")
+
+
+def treatment_summary_table(
+    summary: pd.DataFrame, labels: tables.Labels, language: str
+) -> tables.Table:
+    """Cities by programme (one panel each) and start cohort (rows), split by their group in the last panel
+    year (columns), from the rows of `treatment.treatment_summary` (results/tables/treatment_summary.csv).
+    Programmes, the never-treated cohort and the groups are printed through the label file."""
+    from dualpilot.errors import require_columns
+    from dualpilot.treatment import GROUPS
+
+    lang = tables.check_language(language)
+    require_columns(summary, ("programme", "cohort", "group", "n_cities"), "treatment summary")
+    rows = []
+    present = set(summary["programme"])
+    for programme in [p for p in ("smart_city", "low_carbon", "dual") if p in present]:
+        sub = summary[summary["programme"] == programme]
+        for cohort in dict.fromkeys(sub["cohort"]):
+            at = sub["cohort"].isna() if pd.isna(cohort) else sub["cohort"] == cohort
+            n = sub[at.fillna(False)].groupby("group")["n_cities"].sum()
+            counts = {group: int(n.get(group, 0)) for group in GROUPS}
+            never = labels.get("cohort:never", lang)
+            rows.append(
+                {
+                    "programme": programme,
+                    "cohort": never if pd.isna(cohort) else str(int(cohort)),
+                    # counts as text, so that they print without decimals
+                    **{group: str(count) for group, count in counts.items()},
+                    "total": str(sum(counts.values())),
+                }
+            )
+    title = {"zh": "试点分组与开始年份的城市数", "en": "Cities by pilot programme, start year and group"}
+    note = {
+        "zh": "各列为城市在样本最后一年的组别；每个试点项目的各行覆盖全部城市各一次。",
+        "en": "Each column counts the cities in that group in the last panel year; within a programme the "
+        "rows cover every city once.",
+    }
+    return tables.frame_table(
+        pd.DataFrame(rows),
+        columns=TREATMENT_SUMMARY_COLUMNS,
+        language=lang,
+        group="programme",
+        title=title[lang],
+        note=note[lang],
+        labels=labels,
+    )

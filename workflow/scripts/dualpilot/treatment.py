@@ -241,33 +241,6 @@ def treatment_summary(panel: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _md_table(header: list[str], rows: list[list[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in rows]
-    return lines
-
-
-def render_treatment_summary_markdown(summary: pd.DataFrame) -> str:
-    """Render `treatment_summary` output as Markdown: cities per group, then per programme cohort."""
-    require_columns(summary, ("programme", "cohort", "group", "n_cities"), "treatment summary")
-    one = summary[summary["programme"] == "dual"]
-    per_group = one.groupby("group")["n_cities"].sum().reindex(list(GROUPS), fill_value=0)
-    lines = ["### Cities by treatment group (state at the end of the window)", ""]
-    lines += _md_table(["group", "cities"], [[g, int(n)] for g, n in per_group.items()])
-    lines += ["", "### Cities by programme and cohort (start year), split by final group", ""]
-    rows = []
-    for programme in _PROGRAMME_YEAR:
-        sub = summary[summary["programme"] == programme]
-        for cohort in dict.fromkeys(sub["cohort"]):
-            at = sub["cohort"].isna() if pd.isna(cohort) else sub["cohort"] == cohort
-            n = sub[at.fillna(False)].groupby("group")["n_cities"].sum()
-            counts = [int(n.get(g, 0)) for g in GROUPS]
-            label = "never" if pd.isna(cohort) else str(int(cohort))
-            rows.append([programme, label, *counts, sum(counts)])
-    lines += _md_table(["programme", "cohort", *GROUPS, "total"], rows)
-    return "\n".join(lines) + "\n"
-
-
 def smart_city_coverage(pilots: pd.DataFrame, batches: pd.DataFrame) -> pd.DataFrame:
     """Entries of a smart-city list per batch against the official counts (smart_city_batches.csv).
 
