@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from demo_mutations import REPO, build_panel_outputs, mutable_copy, nothing_written
+from demo_mutations import REPO, build_fails, build_panel_outputs, mutable_copy
 from dualpilot import quality
 from dualpilot.errors import InputError
 from dualpilot.reference import load_name_crosswalk
@@ -97,17 +97,10 @@ def scale_column(path: Path, table: str, edition: int, variable: str, factor: fl
     )
 
 
-def problems_of(err: pytest.ExceptionInfo[InputError], text: str) -> list:
-    hits = [p for p in err.value.problems if text in p.message]
-    assert hits, [str(p) for p in err.value.problems[:5]]
+def problems_of(err: InputError, text: str) -> list:
+    hits = [p for p in err.problems if text in p.message]
+    assert hits, [str(p) for p in err.problems[:5]]
     return hits
-
-
-def failing_build(raw: Path, results: Path) -> pytest.ExceptionInfo[InputError]:
-    with pytest.raises(InputError) as err:
-        build_panel_outputs(raw, results)
-    assert nothing_written(results)
-    return err
 
 
 # --- the shipped bounds and the pristine demo ----------------------------------------------------------
@@ -189,7 +182,7 @@ def test_economy_title_line_in_yi_yuan_is_rejected(pristine_demo_raw, tmp_path):
     for variable in ("gdp", "fiscal_exp", "loans"):
         scale_column(path, "economy", 2010, variable, 1e-4)
     set_cells(path, {(1, 0): "单位：亿元"})
-    err = failing_build(raw, tmp_path / "results")
+    err = build_fails(raw, tmp_path / "results")
     (p,) = problems_of(err, "the table says its unit is 亿元")
     assert (p.file, p.line, p.column) == (str(path), 1, "A")
     # every column without a unit in brackets is named, with the unit it must have
@@ -229,7 +222,7 @@ def test_economy_bracket_in_yi_yuan_is_rejected(pristine_demo_raw, tmp_path):
     scale_column(path, "economy", 2012, "gdp", 1e-4)
     j = column_index(stats.columns["gdp"])
     set_cells(path, {(stats.header_line, j): "地区生产总值(亿元)"})
-    err = failing_build(raw, tmp_path / "results")
+    err = build_fails(raw, tmp_path / "results")
     (p,) = problems_of(err, "the header says the unit is 亿元; gdp must be in 万元")
     column = stats.columns["gdp"].rsplit(" [", 1)[1]
     assert (p.file, p.line, p.column) == (
@@ -244,7 +237,7 @@ def test_economy_in_yi_yuan_without_a_marker_is_rejected(pristine_demo_raw, tmp_
     path = table_file(raw, "economy", 2015)  # a CSV
     line, column, value = locate(path, "economy", 2015, SHIJIAZHUANG, "gdp")
     scale_column(path, "economy", 2015, "gdp", 1e-4)
-    err = failing_build(raw, tmp_path / "results")
+    err = build_fails(raw, tmp_path / "results")
     hits = problems_of(err, "implausible gdp")
     assert len(hits) == MAX_LISTED  # listed one by one, then counted in one more problem
     assert all(p.file == str(path) and p.column == column for p in hits)
@@ -306,8 +299,8 @@ def test_every_plausibility_bound_names_file_line_and_column(pristine_demo_raw, 
     line, column, _ = locate(path, "economy", 2016, SHIJIAZHUANG, "fdi")
     set_cells(path, {(line, column_index(column)): -1.0})
     expected.append((str(path), line, column, "negative value -1"))
-    err = failing_build(raw, tmp_path / "results")
-    got = [(p.file, p.line, p.column, p.message) for p in err.value.problems]
+    err = build_fails(raw, tmp_path / "results")
+    got = [(p.file, p.line, p.column, p.message) for p in err.problems]
     for file, line, column, text in expected:
         assert any(g[:3] == (file, line, column) and text in g[3] for g in got), (
             file,
@@ -338,8 +331,8 @@ def test_a_jump_fails_the_build_naming_file_line_city_years_and_values(pristine_
     raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
     (path, line, column, old), *_ = shift_area(raw, JINAN, 2019, 12.0)
     previous = locate(table_file(raw, "economy", 2019), "economy", 2019, JINAN, "area")
-    err = failing_build(raw, tmp_path / "results")
-    (p,) = err.value.problems
+    err = build_fails(raw, tmp_path / "results")
+    (p,) = err.problems
     assert (p.file, p.line, p.column) == (str(path), line, column)
     assert (
         f"area of 济南市 ({JINAN}) goes from {old:,g} in 2018 (economy/ccsy_2019.csv, line {previous[0]}) "
@@ -348,7 +341,7 @@ def test_a_jump_fails_the_build_naming_file_line_city_years_and_values(pristine_
     assert (
         f"add the row {JINAN},2019,area,<reason> to {raw / 'quality_exceptions.csv'}" in p.message
     )
-    assert "failed the year-over-year check" in str(err.value)
+    assert "failed the year-over-year check" in str(err)
 
 
 def test_a_listed_jump_is_accepted_and_written_to_quality_csv(pristine_demo_raw, tmp_path):
@@ -395,8 +388,8 @@ def test_an_exception_accepts_its_own_jump_only(pristine_demo_raw, tmp_path):
         "city_code,year,variable,reason\n130100,2015,area,checked against the printed yearbook\n",
         encoding="utf-8",
     )
-    err = failing_build(raw, tmp_path / "results")
-    (p,) = err.value.problems
+    err = build_fails(raw, tmp_path / "results")
+    (p,) = err.problems
     after = locate(table_file(raw, "economy", 2017), "economy", 2017, SHIJIAZHUANG, "area")
     assert (p.file, p.line, p.column) == (str(table_file(raw, "economy", 2017)), after[0], after[1])
     assert "in 2016, a factor of 0.05" in p.message
@@ -416,8 +409,8 @@ def test_a_malformed_exceptions_file_names_file_line_and_column(pristine_demo_ra
         "370100,2018,area,twice\n",  # line 8: repeats line 7
         encoding="utf-8",
     )
-    err = failing_build(raw, tmp_path / "results")
-    got = [(p.file, p.line, p.column) for p in err.value.problems]
+    err = build_fails(raw, tmp_path / "results")
+    got = [(p.file, p.line, p.column) for p in err.problems]
     file = str(exceptions)
     assert got == [
         (file, 2, "city_code"),
@@ -427,7 +420,7 @@ def test_a_malformed_exceptions_file_names_file_line_and_column(pristine_demo_ra
         (file, 6, "reason"),
         (file, 8, "city_code"),
     ]
-    assert "repeats line 7" in err.value.problems[-1].message
+    assert "repeats line 7" in err.problems[-1].message
 
 
 def test_an_exceptions_file_without_its_columns(pristine_demo_raw, tmp_path):
@@ -435,8 +428,8 @@ def test_an_exceptions_file_without_its_columns(pristine_demo_raw, tmp_path):
     (raw / "quality_exceptions.csv").write_text(
         "city,year,variable\n370100,2019,area\n", encoding="utf-8"
     )
-    err = failing_build(raw, tmp_path / "results")
-    (p,) = err.value.problems
+    err = build_fails(raw, tmp_path / "results")
+    (p,) = err.problems
     assert (p.file, p.line) == (str(raw / "quality_exceptions.csv"), 1)
     assert "missing column(s) city_code, reason" in p.message
 
@@ -532,8 +525,8 @@ def test_a_bracketed_unit_is_checked_for_every_economy_variable(tmp_path, variab
 def test_an_exceptions_file_that_is_a_broken_link_is_named(pristine_demo_raw, tmp_path):
     raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
     (raw / "quality_exceptions.csv").symlink_to(tmp_path / "nowhere.csv")
-    err = failing_build(raw, tmp_path / "results")
-    (p,) = err.value.problems
+    err = build_fails(raw, tmp_path / "results")
+    (p,) = err.problems
     assert p.file == str(raw / "quality_exceptions.csv") and "broken" in p.message
 
 
@@ -543,14 +536,14 @@ def test_one_edition_in_another_unit_is_listed_five_times_then_counted(pristine_
     raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
     path = table_file(raw, "economy", 2015)
     scale_column(path, "economy", 2015, "so2", 1e-4)
-    err = failing_build(raw, tmp_path / "results")
+    err = build_fails(raw, tmp_path / "results")
     after = table_file(raw, "economy", 2016)
     columns = {
         str(f): read_table(f, "economy", e, ALIASES, CROSSWALK)[2].columns["so2"]
         for f, e in ((path, 2015), (after, 2016))
     }
     for file, column in columns.items():
-        mine = [p for p in err.value.problems if p.file == file]
+        mine = [p for p in err.problems if p.file == file]
         assert all(p.column == column for p in mine)
         assert [p.message.startswith("year-over-year jump: so2 of ") for p in mine] == [
             True
@@ -559,4 +552,4 @@ def test_one_edition_in_another_unit_is_listed_five_times_then_counted(pristine_
             "and "
         ) and "more year-over-year jumps in this column" in (mine[-1].message)
         assert [p.line for p in mine[:5]] == sorted(p.line for p in mine[:5])
-    assert len(err.value.problems) == 12
+    assert len(err.problems) == 12

@@ -3,18 +3,6 @@ the files rule estimate_psm_did wrote."""
 
 from dualpilot.runner import run
 
-# Columns of the table, headed by their column:<name> entries of resources/labels/terms.csv.
-BALANCE_COLUMNS = (
-    "covariate",
-    "sample",
-    "mean_treated",
-    "mean_control",
-    "bias_pct",
-    "bias_reduction_pct",
-    "t_stat",
-    "p_value",
-)
-
 
 def main(inputs, outputs, params):
     import pandas as pd
@@ -27,7 +15,7 @@ def main(inputs, outputs, params):
     render.write_analysis_table(inputs, outputs, "psm_did", labels=labels, settings=settings)
     balance = tables.frame_table(
         pd.read_csv(inputs.balance),
-        columns=BALANCE_COLUMNS,
+        columns=psm.BALANCE_TABLE_COLUMNS,
         language=language,
         group="model",
         label_columns=("covariate", "sample"),

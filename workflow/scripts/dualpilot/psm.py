@@ -539,6 +539,10 @@ BALANCE_COLUMNS: tuple[str, ...] = (
 )
 """Columns of the balance table: one row per (design, covariate, sample in {unmatched, matched})."""
 
+BALANCE_TABLE_COLUMNS: tuple[str, ...] = BALANCE_COLUMNS[1:9]
+"""The columns the formatted balance table prints (covariate to p_value; one panel per matching), headed by
+their column:<name> entries of resources/labels/terms.csv."""
+
 
 def _weighted_moments(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """Mean and Stata importance-weight variance sum(w (x - m)^2) / (sum(w) - 1)."""
