@@ -10,7 +10,7 @@ What it does:
    temporary directory (or `--keep DIR`), so the run starts from an empty results/ and nothing in the
    checkout is touched; with `--package DIR`, DIR/dualpilot replaces the copy's package;
 2. instruments the copy only: a `benchmark:` directive (benchmarks/<log path>.tsv) for every rule that
-   runs code but has none (marked `*` in the table); a wrapper around `dualpilot.runner.run` that
+   runs code but has none (marked `*` in the table); a wrapper around `dualpilot.workflow.runner.run` that
    writes each job's exact CPU time and peak RSS (getrusage at exit) to benchmarks/_jobs/; and a probe
    rule `bench_env_probe`, run like every job (`script:` + `runner.run`), that records the BLAS thread
    variables a job starts with and the threads of the BLAS library numpy loads;
@@ -85,7 +85,7 @@ from threadpoolctl import threadpool_info  # noqa: E402
 
 at_import = [{{k: d.get(k) for k in ("internal_api", "num_threads")}} for d in threadpool_info()]
 
-from dualpilot.runner import run  # noqa: E402
+from dualpilot.workflow.runner import run  # noqa: E402
 
 
 def main(inputs, outputs, params):
@@ -203,9 +203,9 @@ def instrument(path: Path) -> list[str]:
 
 
 def add_runner_hook(workdir: Path) -> None:
-    """Wrap `dualpilot.runner.run` in the copy so that every job writes benchmarks/_jobs/<rule>.<pid>.json
+    """Wrap `dualpilot.workflow.runner.run` in the copy so that every job writes benchmarks/_jobs/<rule>.<pid>.json
     with its exact CPU time (getrusage at exit: all threads and children) and peak RSS."""
-    with open(workdir / "workflow/scripts/dualpilot/runner.py", "a", encoding="utf-8") as fh:
+    with open(workdir / "workflow/scripts/dualpilot/workflow/runner.py", "a", encoding="utf-8") as fh:
         fh.write(RUNNER_HOOK)
 
 

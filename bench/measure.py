@@ -15,13 +15,13 @@ peak memory of one task is not inherited from the previous one. The worker
 
 Tasks:
 
-- ``panel``: `dualpilot.demo.generate_panel(n_units, n_years, seed, <config demo effects>)`, the
+- ``panel``: `dualpilot.demo.extracts.generate_panel(n_units, n_years, seed, <config demo effects>)`, the
   analysis-panel columns only, written to Parquet. Years end in 2023; for panels longer than the 18
   years of resources/macro/usd_cny.csv the earliest rate (2006) is carried back (a synthetic panel).
-- ``engine``: `dualpilot.placebo.run_shard` on all `draws` draws of `kind` (one shard), controls of
+- ``engine``: `dualpilot.engines.placebo.run_shard` on all `draws` draws of `kind` (one shard), controls of
   the config, `max_bytes = max_mb MiB`: engine setup, draw generation and estimation, as a rule does.
   Then, after the peak is recorded, the engine's setup alone is timed once more (`setup_s`).
-- ``fit``: `dualpilot.estimation.fit` of baseline model (2) (`lq ~ dual_post + controls | city +
+- ``fit``: `dualpilot.engines.estimation.fit` of baseline model (2) (`lq ~ dual_post + controls | city +
   year`, CRV1 by city) with pyfixest.
 - ``loop``: the per-draw alternative: the first `draws` draws of `kind`, each a fresh
   `estimation.fit` (pyfixest) of `lq ~ D + controls | city + year` with D from the draw's fake dates.
@@ -114,7 +114,7 @@ def _peak_mb() -> float:
 def _make_panel(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
-    from dualpilot import demo
+    from dualpilot.demo import extracts as demo
 
     years = range(LAST_YEAR - args.n_years + 1, LAST_YEAR + 1)
     rates = pd.read_csv(REPO / "resources" / "macro" / "usd_cny.csv").set_index("year")
@@ -133,7 +133,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
-    from dualpilot import estimation, placebo
+    from dualpilot.engines import estimation, placebo
 
     cfg = _config()
     controls = cfg["controls"]

@@ -2,7 +2,7 @@
 
 On one synthetic city x year panel (default 298 x 18, six controls, staggered treatment), this times
 
-- the engine (`dualpilot.placebo.PlaceboEngine.estimate`) on `--draws` space-placebo draws,
+- the engine (`dualpilot.engines.placebo.PlaceboEngine.estimate`) on `--draws` space-placebo draws,
 - the draw generation (`draw_assignments`) for the same draws,
 - a per-draw pyfixest loop (`feols("y ~ D + controls | unit + year", vcov={"CRV1": "unit"})`) and
 - a per-draw linearmodels loop (`PanelOLS(entity + time effects).fit(cov_type="clustered")`),
@@ -33,7 +33,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from dualpilot.placebo import PlaceboEngine, draw_assignments  # noqa: E402
+from dualpilot.engines.placebo import PlaceboEngine, draw_assignments  # noqa: E402
 
 CONTROLS = [f"x{j}" for j in range(1, 7)]
 COHORTS = (2012, 2013, 2014, 2017)

@@ -16,8 +16,8 @@ from types import ModuleType
 import pandas as pd
 import yaml
 
-from dualpilot.errors import InputError
-from dualpilot.runner import Named
+from dualpilot.core.errors import InputError
+from dualpilot.workflow.runner import Named
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""Tiny raw-data fixtures for tests of dualpilot.yearbook and dualpilot.panel.
+"""Tiny raw-data fixtures for tests of dualpilot.data.yearbook and dualpilot.data.panel.
 
 Everything is written into a test's tmp_path: a city master of eight cities, a name crosswalk, an
 exchange-rate table, yearbook tables in any encoding or as XLSX, patents.csv, and whole raw directories
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from dualpilot.reference import load_city_master, load_name_crosswalk, load_usd_cny
-from dualpilot.yearbook import HeaderAliases, load_aliases
+from dualpilot.data.reference import load_city_master, load_name_crosswalk, load_usd_cny
+from dualpilot.data.yearbook import HeaderAliases, load_aliases
 
 REPO = Path(__file__).resolve().parents[1]
 ALIASES_PATH = REPO / "resources" / "yearbook" / "header_aliases.csv"

@@ -1,4 +1,4 @@
-"""Tests of dualpilot.analyses: planted effects are recovered, indicators are built as specified on
+"""Tests of dualpilot.analyses.baseline: planted effects are recovered, indicators are built as specified on
 hand-made cases, and the test statistics equal direct computations from an independent fit
 (linearmodels PanelOLS in the xtreg/reghdfe convention, which equals ours exactly; see
 test_estimation.py).
@@ -16,8 +16,8 @@ import statsmodels.api as sm
 from linearmodels.panel import PanelOLS
 from scipy import stats
 
-from dualpilot import analyses as an
-from dualpilot.estimation import TIDY_COLUMNS, EstimationError
+from dualpilot.analyses import baseline as an
+from dualpilot.engines.estimation import TIDY_COLUMNS, EstimationError
 
 TOL = 0.02
 
@@ -86,7 +86,7 @@ def wildboottest_on_dummies(df, regressors, fes, cluster, *, reps, seed, weights
     QR), instead of the engine's design with the nested effects partialled out."""
     from scipy.linalg import qr
 
-    from dualpilot import estimation as est
+    from dualpilot.engines import estimation as est
 
     dummies = [pd.get_dummies(df[f], dtype=float).to_numpy() for f in fes]
     x = np.column_stack([df[regressors].to_numpy(float), *dummies])
@@ -159,7 +159,7 @@ def test_baseline_province_wild_bootstrap_equals_pyfixest(
 
 def test_wild_bootstrap_interval_inverts_the_test(province_panel):
     """The interval's ends are where the bootstrap p-value (same seed and weights) crosses 1 - level."""
-    from dualpilot import estimation as est
+    from dualpilot.engines import estimation as est
 
     fit = est.fit(province_panel, outcome="lq", terms=["dual_post"], cluster="province")
     kw = {"reps": 198, "seed": 3, "weights_type": "webb"}  # (1 + n) / 199 is never 0.1
@@ -183,7 +183,7 @@ def test_wild_bootstrap_interval_inverts_the_test(province_panel):
 
 
 def test_test_inversion_finds_the_ends_of_a_step_function():
-    from dualpilot import estimation as est
+    from dualpilot.engines import estimation as est
 
     calls = []
 
@@ -205,8 +205,9 @@ def test_baseline_table_shows_city_se_and_province_bootstrap(province_panel, bas
     from dataclasses import replace
     from pathlib import Path
 
-    from dualpilot import estimation as est
-    from dualpilot import render, tables
+    from dualpilot.engines import estimation as est
+    from dualpilot.render import documents as render
+    from dualpilot.render import tables
 
     boot = {"reps": 99, "seed": 5, "weights_type": "webb", "cluster": "province"}
     out = an.baseline(province_panel, baseline_controls, bootstrap=boot)

@@ -11,10 +11,11 @@ import pandas as pd
 import pyfixest as pf
 import pytest
 
-from dualpilot import heterogeneity, mechanisms, placebo
-from dualpilot.errors import SpecificationError, require_columns
-from dualpilot.inference import crv1_factor, crv1_vcov, fixest_df_k
-from dualpilot.resampling import draw_rng
+from dualpilot.analyses import heterogeneity, mechanisms
+from dualpilot.core.errors import SpecificationError, require_columns
+from dualpilot.did.inference import crv1_factor, crv1_vcov, fixest_df_k
+from dualpilot.engines import placebo
+from dualpilot.engines.resampling import draw_rng
 
 
 def _first(rng: np.random.Generator) -> np.ndarray:
@@ -129,7 +130,7 @@ def test_runner_caps_blas_threads_at_runtime(tmp_path) -> None:
     script.write_text(
         "import numpy  # loaded before run(), as in every rule's script\n"
         "from threadpoolctl import threadpool_info\n"
-        "from dualpilot.runner import run\n"
+        "from dualpilot.workflow.runner import run\n"
         "def main(inputs, outputs, params):\n"
         "    n = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
         "    open(outputs.txt, 'w').write(','.join(map(str, n)))\n"
@@ -155,7 +156,10 @@ def test_runner_caps_blas_threads_at_runtime(tmp_path) -> None:
 def test_each_convention_has_one_implementation() -> None:
     """The engines use the shared functions (docs/mechanisms-heterogeneity.md, docs/placebo.md); the
     modules that once had their own copy no longer define one."""
-    from dualpilot import errors, inference, resampling, staggered, tables, tidy
+    from dualpilot.core import errors, tidy
+    from dualpilot.did import inference, staggered
+    from dualpilot.engines import resampling
+    from dualpilot.render import tables
 
     assert placebo.crv1_factor is inference.crv1_factor
     assert mechanisms.crv1_vcov is inference.crv1_vcov

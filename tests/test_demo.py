@@ -1,7 +1,7 @@
-"""Tests of the demo data generator (dualpilot.demo).
+"""Tests of the demo data generator (dualpilot.demo.extracts).
 
 The generated files are checked with a small reader written here (csv + openpyxl), independent of the
-generator's own layout records, and once through the real ingestion (`dualpilot.panel.build_panel`).
+generator's own layout records, and once through the real ingestion (`dualpilot.data.panel.build_panel`).
 Effect recovery is checked on the truth frame with pyfixest: a TWFE regression for a static homogeneous
 effect, the Gardner two-stage imputation estimator (`pyfixest.did2s`) for the default dynamic,
 heterogeneous effects.
@@ -23,13 +23,13 @@ import pandas as pd
 import pyfixest as pf
 import pytest
 
-from dualpilot import demo
-from dualpilot.reference import (
+from dualpilot.data.reference import (
     load_city_master,
     load_name_crosswalk,
     load_pilot_list,
     load_usd_cny,
 )
+from dualpilot.demo import extracts as demo
 
 REPO = Path(__file__).resolve().parents[1]
 RES = REPO / "resources"
@@ -177,7 +177,7 @@ def test_cities_appear_in_the_years_they_exist(parsed, default_run, inputs) -> N
     _, truth = default_run
     master = inputs["master"]
     cw = load_name_crosswalk(RES / "cities/name_crosswalk.csv")
-    from dualpilot.reference import normalise_name
+    from dualpilot.data.reference import normalise_name
 
     for name, f in parsed.items():
         codes = {cw.get(normalise_name(r[0])) for r in f["body"] if r and r[0].strip()} - {None}
@@ -315,7 +315,7 @@ def test_cells_missing_markers_thousands_and_rounding(parsed) -> None:
 def test_printed_values_are_the_rounded_truth(parsed, default_run, inputs) -> None:
     _, truth = default_run
     cw = load_name_crosswalk(RES / "cities/name_crosswalk.csv")
-    from dualpilot.reference import normalise_name
+    from dualpilot.data.reference import normalise_name
 
     f = parsed["employment/ccsy_2016.csv"]
     j = next(k for k, h in enumerate(f["header"]) if h.startswith("信息传输"))
@@ -394,7 +394,7 @@ def test_smart_city_list(default_run, inputs) -> None:
 
 
 def test_truth_timing_matches_the_written_lists(default_run, inputs) -> None:
-    from dualpilot.treatment import code_treatment
+    from dualpilot.data.treatment import code_treatment
 
     out, truth = default_run
     p = truth.panel
@@ -477,10 +477,10 @@ def test_default_effects_are_recovered(default_run) -> None:
 
 
 def test_real_ingestion_reads_the_demo(default_run, inputs) -> None:
-    """Round trip through dualpilot.panel.build_panel: no problem, values equal the rounded truth, the
+    """Round trip through dualpilot.data.panel.build_panel: no problem, values equal the rounded truth, the
     balanced rule drops the two cities with a missing outcome."""
-    from dualpilot.panel import build_panel
-    from dualpilot.yearbook import load_aliases, load_bounds
+    from dualpilot.data.panel import build_panel
+    from dualpilot.data.yearbook import load_aliases, load_bounds
 
     out, truth = default_run
     aliases = load_aliases(RES / "yearbook/header_aliases.csv")

@@ -17,7 +17,7 @@ of rule estimate_demo_recovery, all in-process. The recovery table must show:
 - the time placebo (true dual cities, dates moved 1-5 years earlier) covers 0 on the default demo and
   excludes it, positive, with the single-pilot effects (docs/placebo.md, "Reading the demo results").
 
-Unit tests check the truth's units and the errors of `dualpilot.recovery`.
+Unit tests check the truth's units and the errors of `dualpilot.demo.recovery`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import pandas as pd
 import pytest
 
 import demo_mutations as dm
-from dualpilot import recovery
-from dualpilot.errors import SpecificationError
-from dualpilot.runner import Named
+from dualpilot.core.errors import SpecificationError
+from dualpilot.demo import recovery
+from dualpilot.workflow.runner import Named
 
 CONFIG = dm.CONFIG
 STAGGERED = CONFIG["robustness"]["staggered"]
@@ -199,7 +199,7 @@ def test_the_catch_up_channel_is_absorbed_by_the_controls(runs) -> None:
 
 
 def test_time_placebo_picks_up_single_pilot_effects_only(runs) -> None:
-    from dualpilot import placebo
+    from dualpilot.engines import placebo
 
     cfg = CONFIG["placebo"]
     options = {
@@ -350,7 +350,7 @@ def test_documented_recovery_table_is_the_default_demos(runs) -> None:
 
 def test_two_treatment_design_recovers_the_states_on_the_default_demo(runs) -> None:
     """docs/robustness.md, "Demo data": imputation state effects near the truth, single pilots near 0."""
-    from dualpilot import robustness
+    from dualpilot.analyses import robustness
 
     run = runs["default"]
     with warnings.catch_warnings():

@@ -1,4 +1,4 @@
-"""Tests of dualpilot.estimation against independent implementations.
+"""Tests of dualpilot.engines.estimation against independent implementations.
 
 References: linearmodels PanelOLS, statsmodels OLS/WLS with explicit dummies, pyfixest's own wald_test and
 wildboottest, and a brute-force numpy wild cluster bootstrap. Coefficients and standard errors must agree to
@@ -24,8 +24,8 @@ import statsmodels.api as sm
 from linearmodels.panel import PanelOLS
 from scipy import stats
 
-from dualpilot import estimation as est
-from dualpilot.errors import SpecificationError
+from dualpilot.core.errors import SpecificationError
+from dualpilot.engines import estimation as est
 
 RTOL = 1e-8
 CONTROLS = ["ln_gdp_pc", "ln_density", "industry", "gov", "open", "finance"]

@@ -1,4 +1,4 @@
-"""Tests of the heterogeneity analysis (dualpilot.heterogeneity).
+"""Tests of the heterogeneity analysis (dualpilot.analyses.heterogeneity).
 
 Independent references: group definitions recomputed in the test with pandas from their written
 definitions; split-sample and interaction coefficients from pyfixest `feols` fitted directly (1e-8
@@ -19,12 +19,12 @@ import pytest
 from matplotlib.figure import Figure
 from pyfixest.demeaners import MapDemeaner
 
-from dualpilot import demo
-from dualpilot import estimation as est
-from dualpilot import heterogeneity as het
-from dualpilot.estimation import EstimationError
-from dualpilot.reference import load_usd_cny
-from dualpilot.resampling import draw_rng
+from dualpilot.analyses import heterogeneity as het
+from dualpilot.data.reference import load_usd_cny
+from dualpilot.demo import extracts as demo
+from dualpilot.engines import estimation as est
+from dualpilot.engines.estimation import EstimationError
+from dualpilot.engines.resampling import draw_rng
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 

@@ -1,4 +1,4 @@
-"""Tests of dualpilot.honestdid (Rambachan & Roth 2023 sensitivity analysis).
+"""Tests of dualpilot.did.honestdid (Rambachan & Roth 2023 sensitivity analysis).
 
 Independent checks, each with its tolerance:
 
@@ -34,7 +34,7 @@ import pandas as pd
 import pytest
 from scipy import optimize, stats
 
-from dualpilot import honestdid as hd
+from dualpilot.did import honestdid as hd
 
 # ------------------------------------------------------------------------------------------------
 # Benzarti & Carloni (2019) event study as bundled with R HonestDiD (BCdata_EventStudy)

@@ -23,8 +23,8 @@ from demo_mutations import (
     build_panel_outputs,
     mutable_copy,
 )
-from dualpilot.panel import truncation_problems
-from dualpilot.yearbook import (
+from dualpilot.data.panel import truncation_problems
+from dualpilot.data.yearbook import (
     SHOWN_AT_MOST,
     UnreadableFile,
     footnote_marker,

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 from demo_mutations import REPO, build_fails, build_panel_outputs, mutable_copy
-from dualpilot import quality
-from dualpilot.errors import InputError
-from dualpilot.reference import load_name_crosswalk
-from dualpilot.yearbook import (
+from dualpilot.core.errors import InputError
+from dualpilot.data import quality
+from dualpilot.data.reference import load_name_crosswalk
+from dualpilot.data.yearbook import (
     BOUNDS_COLUMNS,
     MAX_LISTED,
     SHIPPED_BOUNDS,
@@ -469,7 +469,7 @@ def test_zeros_are_skipped_and_the_next_value_compared_with_the_last_positive_on
 
 def test_an_exception_that_matches_no_jump_is_logged(caplog):
     known = {(SHIJIAZHUANG, 2011, "gdp"): quality.KnownJump(SHIJIAZHUANG, 2011, "gdp", "why", 2)}
-    with caplog.at_level("WARNING", logger="dualpilot.quality"):
+    with caplog.at_level("WARNING", logger="dualpilot.data.quality"):
         problems, rows = _jumps(_values({2010: 100.0, 2011: 120.0}), known)
     assert problems == [] and rows.empty
     assert "line 2: no jump of gdp of 130100 in 2011 beyond the factor 10" in caplog.text

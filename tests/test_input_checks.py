@@ -23,9 +23,14 @@ from demo_mutations import (
     mutable_copy,
     nothing_written,
 )
-from dualpilot import reference
-from dualpilot.config_checks import ConfigError, check_config, config_problems, config_warnings
-from dualpilot.errors import InputError
+from dualpilot.core.errors import InputError
+from dualpilot.data import reference
+from dualpilot.workflow.config_checks import (
+    ConfigError,
+    check_config,
+    config_problems,
+    config_warnings,
+)
 from workflow_helpers import copy_workflow, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
@@ -384,7 +389,7 @@ def test_unreadable_input_is_an_error_naming_it(
 def test_raw_file_that_vanishes_while_read(
     pristine_demo_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dualpilot import panel
+    from dualpilot.data import panel
 
     raw = mutable_copy(pristine_demo_raw, tmp_path / "raw")
     target = raw / "employment" / "ccsy_2018.csv"
@@ -400,7 +405,7 @@ def test_raw_file_that_vanishes_while_read(
 
 
 def test_resources_that_cannot_be_read(tmp_path: Path) -> None:
-    from dualpilot import yearbook
+    from dualpilot.data import yearbook
 
     folder = tmp_path / "city_master.csv"
     folder.mkdir()

@@ -1,4 +1,4 @@
-"""Tests of the mechanism analysis (dualpilot.mechanisms).
+"""Tests of the mechanism analysis (dualpilot.analyses.mechanisms).
 
 Independent references: pyfixest `feols(..., vcov={"CRV1": city})` fitted directly (coefficients, CRV1
 standard errors; the project's `estimation.fit` is pyfixest too, so the fast FWL path is also checked
@@ -25,10 +25,10 @@ from pyfixest.demeaners import MapDemeaner
 from pyfixest.estimation.post_estimation.multcomp import _get_rwolf_pval
 from scipy import stats
 
-from dualpilot import estimation as est
-from dualpilot import mechanisms as mech
-from dualpilot.estimation import EstimationError
-from dualpilot.resampling import draw_rng
+from dualpilot.analyses import mechanisms as mech
+from dualpilot.engines import estimation as est
+from dualpilot.engines.estimation import EstimationError
+from dualpilot.engines.resampling import draw_rng
 
 CONTROLS = ["ln_gdp_pc", "ln_density", "industry", "gov", "open", "finance"]
 MEDIATORS = list(mech.DEFAULT_MEDIATORS)

@@ -1,4 +1,4 @@
-"""Tests of dualpilot.panel: assembling, validating, the sample rule, lq and the derived variables, writing."""
+"""Tests of dualpilot.data.panel: assembling, validating, the sample rule, lq and the derived variables, writing."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dualpilot import panel as P
-from dualpilot.errors import InputError
-from dualpilot.yearbook import SHIPPED_BOUNDS, load_bounds
+from dualpilot.core.errors import InputError
+from dualpilot.data import panel as P
+from dualpilot.data.yearbook import SHIPPED_BOUNDS, load_bounds
 from fixtures_raw import (
     CODES,
     MASTER_ROWS,
@@ -294,7 +294,7 @@ def test_files_outside_the_window_and_strays_are_ignored(ref, tmp_path, caplog):
     (raw / "employment" / "ccsy_2030.csv").write_text("garbage")
     (raw / "economy" / "readme.txt").write_text("notes")
     (raw / "economy" / "~$ccsy_2011.xlsx").write_text("lock")
-    with caplog.at_level("INFO", logger="dualpilot.panel"):
+    with caplog.at_level("INFO", logger="dualpilot.data.panel"):
         b = build(ref, raw)
     assert "employment/ccsy_2030.csv" not in set(b.manifest["file"])
     assert "edition 2030 is outside the window" in caplog.text
@@ -368,7 +368,7 @@ def test_empty_sample_is_an_error(ref, tmp_path):
 
 
 def test_every_panel_column_has_a_short_bilingual_label():
-    from dualpilot.tables import load_labels
+    from dualpilot.render.tables import load_labels
 
     entries = load_labels().entries  # the one label source: resources/labels/terms.csv
     for column in P.PANEL_COLUMNS:
@@ -443,7 +443,7 @@ def test_city_whose_life_misses_the_window(ref, tmp_path):
 
 
 def test_treatment_columns_have_labels_too():
-    from dualpilot.treatment import TREATMENT_COLUMNS
+    from dualpilot.data.treatment import TREATMENT_COLUMNS
 
     for column in TREATMENT_COLUMNS:
         assert len(P.stata_label(column)) <= 80

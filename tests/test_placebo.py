@@ -1,4 +1,4 @@
-"""Tests of the vectorised placebo engine (dualpilot.placebo) and FWL partialling (dualpilot.fwl).
+"""Tests of the vectorised placebo engine (dualpilot.engines.placebo) and FWL partialling (dualpilot.engines.fwl).
 
 Independent references: pyfixest `feols(..., vcov={"CRV1": cluster})` fitted draw by draw (coefficient,
 standard error, t and p-value to 1e-10), statsmodels OLS with explicit dummies for the partialling.
@@ -16,8 +16,8 @@ import statsmodels.api as sm
 from pyfixest import feols
 from pyfixest.demeaners import MapDemeaner
 
-from dualpilot.fwl import TwoWayPartialler, factorize, singleton_mask
-from dualpilot.placebo import (
+from dualpilot.engines.fwl import TwoWayPartialler, factorize, singleton_mask
+from dualpilot.engines.placebo import (
     KIND_ID,
     KINDS,
     PlaceboEngine,

@@ -1,4 +1,4 @@
-"""Tests of dualpilot.plots: event-study and coefficient plots, fonts, saving.
+"""Tests of dualpilot.render.plots: event-study and coefficient plots, fonts, saving.
 
 Figures are checked through their Axes objects (errorbar containers, lines, tick labels), not pixels.
 Confidence intervals at levels other than 95 % are checked against pyfixest's `confint`.
@@ -18,8 +18,8 @@ import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.container import ErrorbarContainer
 
-from dualpilot import plots
-from dualpilot.plots import (
+from dualpilot.render import plots
+from dualpilot.render.plots import (
     coefficient_plot,
     confidence_bounds,
     configure_fonts,
@@ -28,7 +28,7 @@ from dualpilot.plots import (
     multi_event_study,
     save_figure,
 )
-from dualpilot.tables import EVENT_TERM_PATTERN
+from dualpilot.render.tables import EVENT_TERM_PATTERN
 
 EVENT_TIMES = [k for k in range(-6, 9) if k != -1]
 
@@ -308,7 +308,7 @@ def test_time_placebo_is_a_coefficient_plot_per_shift() -> None:
 
 
 def test_honestdid_figure_ticks_legend_and_labels() -> None:
-    from dualpilot import robustness
+    from dualpilot.analyses import robustness
 
     m_grid = [0.0, 0.00511155, 0.01022311, 0.01533466, 0.02044621]
     rows = [("first_post", "none", "original", np.nan, 0.09, 0.14)]
@@ -411,7 +411,7 @@ def test_no_cjk_font_switches_to_english_with_a_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(plots, "find_cjk_font", lambda font_paths=(): None)
-    with caplog.at_level(logging.WARNING, logger="dualpilot.plots"):
+    with caplog.at_level(logging.WARNING, logger="dualpilot.render.plots"):
         assert configure_fonts("zh") == "en"
         fig = coefficient_plot(
             event_tidy(),

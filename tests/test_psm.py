@@ -1,4 +1,4 @@
-"""Tests of PSM-DID (dualpilot.psm).
+"""Tests of PSM-DID (dualpilot.analyses.psm).
 
 Independent references and tolerances:
 
@@ -11,7 +11,7 @@ Independent references and tolerances:
 - balance: bias and reductions computed by hand on a small frame (1e-12); the unmatched t test
   against scipy's `ttest_ind`, the matched one (Stata `regress [iw=w]`) against a statsmodels GLM
   with frequency weights (1e-10);
-- DiD on the matched sample: `dualpilot.estimation.fit` on a subsample built here and pyfixest `feols`
+- DiD on the matched sample: `dualpilot.engines.estimation.fit` on a subsample built here and pyfixest `feols`
   called directly (estimates 1e-8, standard errors relative 1e-6).
 """
 
@@ -31,10 +31,10 @@ from pyfixest import feols
 from pyfixest.demeaners import MapDemeaner
 from scipy import stats
 
-from dualpilot import estimation as est
-from dualpilot import psm
-from dualpilot.plots import save_figure
-from dualpilot.psm import MatchOptions, PsmError
+from dualpilot.analyses import psm
+from dualpilot.analyses.psm import MatchOptions, PsmError
+from dualpilot.engines import estimation as est
+from dualpilot.render.plots import save_figure
 
 CONTROLS = ["ln_gdp_pc", "ln_density", "industry", "gov", "open", "finance"]
 TIGHT = MapDemeaner(fixef_tol=1e-14, fixef_maxiter=100_000)
@@ -592,7 +592,8 @@ def test_default_table_heads_with_baseline_matching_and_shows_1to1_and_1to4(smal
     matching of the pooled and year-by-year designs."""
     import yaml
 
-    from dualpilot import render, tables
+    from dualpilot.render import documents as render
+    from dualpilot.render import tables
 
     root = Path(__file__).resolve().parents[1]
     config = yaml.safe_load((root / "config" / "config.yaml").read_text(encoding="utf-8"))

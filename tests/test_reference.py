@@ -1,4 +1,4 @@
-"""Tests of the shipped reference resources and their loaders (dualpilot.reference)."""
+"""Tests of the shipped reference resources and their loaders (dualpilot.data.reference)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dualpilot.errors import InputError
-from dualpilot.reference import (
+from dualpilot.core.errors import InputError
+from dualpilot.data.reference import (
     load_city_master,
     load_name_crosswalk,
     load_pilot_list,

@@ -1,4 +1,4 @@
-"""What the render rules share (dualpilot.render, tables.to_html) and the one log line per fitted model.
+"""What the render rules share (dualpilot.render.documents, tables.to_html) and the one log line per fitted model.
 
 The workflow side (render jobs are the only jobs a change of `tables:` or `figures:` re-runs; the result
 map of the README equals what `rule all` builds) is in tests/test_workflow_render.py.
@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dualpilot import estimation, render, tables
-from dualpilot.errors import InputError
+from dualpilot.core.errors import InputError
+from dualpilot.engines import estimation
+from dualpilot.render import documents as render
+from dualpilot.render import tables
 
 
 @pytest.fixture(scope="module")

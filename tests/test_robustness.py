@@ -1,4 +1,4 @@
-"""Tests of dualpilot.robustness: the grid builder on hand cases, the two-treatment design on synthetic panels
+"""Tests of dualpilot.analyses.robustness: the grid builder on hand cases, the two-treatment design on synthetic panels
 with planted effects and against an independent implementation, and the wiring of the Goodman-Bacon,
 staggered and HonestDiD pieces.
 
@@ -31,9 +31,11 @@ from pyfixest.demeaners import MapDemeaner
 from pyfixest.estimation.models.feols_ import Feols
 from scipy import stats
 
-from dualpilot import analyses, estimation, tables
-from dualpilot import robustness as rb
-from dualpilot.errors import SpecificationError
+from dualpilot.analyses import baseline as analyses
+from dualpilot.analyses import robustness as rb
+from dualpilot.core.errors import SpecificationError
+from dualpilot.engines import estimation
+from dualpilot.render import tables
 
 CONTROLS = ["ln_gdp_pc", "ln_density", "industry", "gov", "open", "finance"]
 
@@ -323,7 +325,7 @@ def test_staggered_estimates_absorb_single_pilots_as_twfe(panel: pd.DataFrame) -
         assert att[model] == pytest.approx(0.30, abs=0.02), model
         assert abs(biased[model] - 0.30) > 0.05, model
     assert set(adjusted["controls"]) == {"ln_gdp_pc+sc_only_post+lc_only_post"}
-    # the same imputation as dualpilot.staggered with the states as time-varying covariates
+    # the same imputation as dualpilot.did.staggered with the states as time-varying covariates
     direct = rb.staggered.imputation_did(
         data, "city_code", "year", "dual_year", "lq", ["ln_gdp_pc", *rb.SINGLE_PILOT_STATES]
     )
@@ -355,7 +357,7 @@ def test_event_study_base_periods_in_the_estimates(panel: pd.DataFrame) -> None:
 
 
 def test_twfe_event_study_table_states_its_base_period(panel: pd.DataFrame) -> None:
-    from dualpilot import render
+    from dualpilot.render import documents as render
 
     root = Path(__file__).resolve().parents[1]
     tidy = analyses.event_study(panel, CONTROLS, window=(-4, 4))

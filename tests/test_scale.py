@@ -1,7 +1,7 @@
 """Correctness of the placebo engine at county scale (issue 8: performance and scale).
 
 Timing is never tested (see bench/ and docs/performance.md). These tests check that what makes the engine
-fast at scale does not change its numbers, on a `dualpilot.demo.generate_panel(2850, 18)` panel (51,300
+fast at scale does not change its numbers, on a `dualpilot.demo.extracts.generate_panel(2850, 18)` panel (51,300
 rows, the size of a county panel):
 
 - a few draws of several kinds equal pyfixest `feols(..., vcov={"CRV1": cluster})` fitted draw by draw
@@ -27,8 +27,8 @@ import yaml
 from pyfixest import feols
 from pyfixest.demeaners import MapDemeaner
 
-from dualpilot.demo import PANEL_COLUMNS, generate_panel
-from dualpilot.placebo import PlaceboEngine, draw_assignments, gather, run_shard
+from dualpilot.demo.extracts import PANEL_COLUMNS, generate_panel
+from dualpilot.engines.placebo import PlaceboEngine, draw_assignments, gather, run_shard
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*singleton fixed effect:UserWarning")
 

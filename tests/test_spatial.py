@@ -1,4 +1,4 @@
-"""Tests of dualpilot.spatial: GCJ-02 conversion, the boundary layer, weights, Moran's I, figures.
+"""Tests of dualpilot.analyses.spatial: GCJ-02 conversion, the boundary layer, weights, Moran's I, figures.
 
 Independent implementations: prcoords (GCJ-02), libpysal (queen contiguity, kNN, attach_islands),
 esda (global and local Moran's I), mapclassify (Fisher-Jenks). esda's conditional randomisation is
@@ -28,9 +28,9 @@ import shapely
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from dualpilot import spatial as sp
-from dualpilot.plots import configure_fonts
-from dualpilot.reference import load_city_master
+from dualpilot.analyses import spatial as sp
+from dualpilot.data.reference import load_city_master
+from dualpilot.render.plots import configure_fonts
 
 REPO = Path(__file__).resolve().parents[1]
 LAYER = REPO / "resources" / "geo" / "prefectures.geojson"

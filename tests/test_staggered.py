@@ -1,4 +1,4 @@
-"""Tests of dualpilot.staggered against published output and independent implementations.
+"""Tests of dualpilot.did.staggered against published output and independent implementations.
 
 What each estimator is checked against (tolerances in brackets):
 - Callaway-Sant'Anna: the R `did` package's printed output on mpdta (4 printed decimals: |diff| <=
@@ -32,7 +32,8 @@ from drdid.reg_did import reg_did_panel
 from pyfixest.demeaners import MapDemeaner
 from pyfixest.estimation.models.feols_ import Feols
 
-from dualpilot.staggered import (
+from dualpilot.core.tidy import TIDY_COLUMNS
+from dualpilot.did.staggered import (
     STAGGERED_COLUMNS,
     as_estimates,
     bacon_summary,
@@ -44,7 +45,6 @@ from dualpilot.staggered import (
     imputation_did_with_vcov,
     sun_abraham,
 )
-from dualpilot.tidy import TIDY_COLUMNS
 
 MPDTA_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mpdta"
 MPDTA_COPY = Path(__file__).resolve().parent / "data" / "mpdta.csv"

@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from dualpilot.tables import _TEXT as FIXED_TEXTS
-from dualpilot.tables import load_labels
+from dualpilot.render.tables import _TEXT as FIXED_TEXTS
+from dualpilot.render.tables import load_labels
 from latex_helpers import SKIP_REASON, compile_documented, xelatex_ready
 from workflow_helpers import copy_workflow, snakemake
 

@@ -1,4 +1,4 @@
-"""Tests of dualpilot.tables: regression and descriptive tables, LaTeX and Markdown renderers, labels.
+"""Tests of dualpilot.render.tables: regression and descriptive tables, LaTeX and Markdown renderers, labels.
 
 Numbers in the tables are taken from tidy frames, so the checks are on structure and formatting; the
 one computation used here, `analyses.descriptives`, is checked against pandas' `describe`, and a table built from a
@@ -16,9 +16,9 @@ import pandas as pd
 import pyfixest as pf
 import pytest
 
-from dualpilot.analyses import descriptives
-from dualpilot.errors import InputError
-from dualpilot.tables import (
+from dualpilot.analyses.baseline import descriptives
+from dualpilot.core.errors import InputError
+from dualpilot.render.tables import (
     DEFAULT_LABELS_PATH,
     TIDY_COLUMNS,
     Labels,
@@ -322,7 +322,7 @@ def test_wide_tables_shrink_to_the_line_and_long_labels_wrap(tidy: pd.DataFrame)
 
 
 def test_p_values_never_read_zero() -> None:
-    from dualpilot.tables import format_p
+    from dualpilot.render.tables import format_p
 
     assert format_p(0.0) == "< 0.001" and format_p(0.00099) == "< 0.001"
     assert format_p(0.001) == "0.001" and format_p(0.0404) == "0.040"
@@ -474,7 +474,7 @@ def test_generic_labels_for_event_time_duration_and_interactions() -> None:
 
 def test_unknown_term_shows_its_name_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     labels = load_labels()
-    with caplog.at_level(logging.WARNING, logger="dualpilot.tables"):
+    with caplog.at_level(logging.WARNING, logger="dualpilot.render.tables"):
         assert labels.get("mystery_var", "zh") == "mystery_var"
     assert "no label for 'mystery_var'" in caplog.text
     assert not labels.has("mystery_var") and labels.has("rel_3")
@@ -618,7 +618,7 @@ def test_latex_compiles_with_xelatex_and_xecjk(tidy: pd.DataFrame, tmp_path: Pat
 
 def test_note_reads_the_estimation_modules_vcov_labels(panel: pd.DataFrame) -> None:
     """Columns whose engine labels differ only in G and K share one sentence naming the cluster."""
-    from dualpilot import analyses
+    from dualpilot.analyses import baseline as analyses
 
     tidy = analyses.baseline(panel, ["ln_gdp_pc", "gov"])
     assert tidy["vcov"].str.startswith("CRV1 by city_code (").all()
@@ -629,7 +629,7 @@ def test_note_reads_the_estimation_modules_vcov_labels(panel: pd.DataFrame) -> N
 
 
 def test_frame_table_labels_only_the_named_columns_and_groups() -> None:
-    from dualpilot.tables import frame_table
+    from dualpilot.render.tables import frame_table
 
     frame = pd.DataFrame(
         {

@@ -1,4 +1,4 @@
-"""Tests of the treatment coding (dualpilot.treatment) on hand-made cases and the shipped lists."""
+"""Tests of the treatment coding (dualpilot.data.treatment) on hand-made cases and the shipped lists."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dualpilot.reference import load_city_master, load_pilot_list, load_smart_city_batches
-from dualpilot.treatment import (
+from dualpilot.data.reference import load_city_master, load_pilot_list, load_smart_city_batches
+from dualpilot.data.treatment import (
     code_treatment,
     coverage_warning,
     pilot_assignments,
@@ -349,7 +349,8 @@ def test_matches_naive_implementation(sc_rows, lc_rows, province, subcity, last)
 
 
 def test_treatment_summary_and_its_table() -> None:
-    from dualpilot import render, tables
+    from dualpilot.render import documents as render
+    from dualpilot.render import tables
 
     df = code(last_year=2015)
     s = treatment_summary(df)

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dualpilot.demo import PRINT_DECIMALS
+from dualpilot.demo.extracts import PRINT_DECIMALS
 from workflow_helpers import REPO, copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow

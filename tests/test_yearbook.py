@@ -1,4 +1,4 @@
-"""Tests of dualpilot.yearbook: one per quirk of the raw tables and one per class of bad input."""
+"""Tests of dualpilot.data.yearbook: one per quirk of the raw tables and one per class of bad input."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dualpilot.errors import InputError
-from dualpilot.yearbook import (
+from dualpilot.core.errors import InputError
+from dualpilot.data.yearbook import (
     MISSING_MARKERS,
     REQUIRED_VARIABLES,
     HeaderAliases,

@@ -33,7 +33,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-from dualpilot.reference import normalise_name  # noqa: E402
+from dualpilot.data.reference import normalise_name  # noqa: E402
 
 WINDOW = (2006, 2023)
 CITY_TYPES = ("地级市", "直辖市")

@@ -9,11 +9,11 @@ from snakemake.utils import validate
 validate(config, "../schemas/config.schema.yaml")
 
 # --- cross-field config checks: keys that are each valid but contradict each other stop the
-# run here, before any job, with the key(s) named (dualpilot.config_checks, unit-tested).
+# run here, before any job, with the key(s) named (dualpilot.workflow.config_checks, unit-tested).
 import sys
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-from dualpilot.config_checks import ConfigError, check_config, config_warnings
+from dualpilot.workflow.config_checks import ConfigError, check_config, config_warnings
 
 try:
     check_config(config)

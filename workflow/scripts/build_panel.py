@@ -8,13 +8,13 @@ writes the panel as Parquet, CSV and Stata .dta with its manifest, sample and qu
 import dataclasses
 import logging
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 log = logging.getLogger("dualpilot.build_panel")
 
 
 def main(inputs, outputs, params):
-    from dualpilot import panel, reference, treatment, yearbook
+    from dualpilot.data import panel, reference, treatment, yearbook
 
     master = reference.load_city_master(inputs.city_master)
     crosswalk = reference.load_name_crosswalk(inputs.name_crosswalk)

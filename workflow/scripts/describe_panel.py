@@ -1,12 +1,12 @@
 """Descriptive statistics of every variable, overall and by pilot group (rule describe_panel); rule
 render_baseline formats them as a three-line table."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
-    from dualpilot import analyses
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import baseline as analyses
+    from dualpilot.data.panel import read_panel
 
     spec = params.descriptives
     stats = analyses.descriptives(

@@ -1,12 +1,12 @@
 """Regional mean location quotient by year and the top cities (rule describe_regional_pattern); rule
 render_maps draws the trends and the densities."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
-    from dualpilot import spatial
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import spatial
+    from dualpilot.data.panel import read_panel
 
     panel = read_panel(inputs.panel)
     spatial.regional_trends(panel, "region4").to_csv(outputs.trends, index=False)

@@ -6,14 +6,14 @@ summary by comparison type; rule render_robustness draws the weight-against-esti
 
 import logging
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 log = logging.getLogger("dualpilot.estimate_bacon")
 
 
 def main(inputs, outputs, params):
-    from dualpilot import robustness
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import robustness
+    from dualpilot.data.panel import read_panel
 
     estimation = params.estimation
     result = robustness.bacon(

@@ -1,11 +1,11 @@
 """The baseline TWFE DiD, columns (1)-(3) (rule estimate_baseline)."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
-    from dualpilot import analyses
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import baseline as analyses
+    from dualpilot.data.panel import read_panel
 
     tidy = analyses.baseline(
         read_panel(inputs.panel),

@@ -3,7 +3,7 @@ estimate_demo_recovery; only when raw_dir is the demo)."""
 
 import logging
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 log = logging.getLogger("dualpilot.estimate_demo_recovery")
 
@@ -11,8 +11,8 @@ log = logging.getLogger("dualpilot.estimate_demo_recovery")
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import recovery
-    from dualpilot.panel import read_panel
+    from dualpilot.data.panel import read_panel
+    from dualpilot.demo import recovery
 
     table = recovery.demo_recovery(
         pd.read_parquet(inputs.truth),

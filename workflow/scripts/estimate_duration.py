@@ -1,12 +1,12 @@
 """The dual effect by years since the dual start, and a linear duration interaction (rule
 estimate_duration)."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
-    from dualpilot import analyses
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import baseline as analyses
+    from dualpilot.data.panel import read_panel
 
     bins = [tuple(b) for b in params.bins]
     tidy = analyses.duration(

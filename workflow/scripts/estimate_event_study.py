@@ -1,12 +1,13 @@
 """Event study around the dual-pilot start, endpoints binned, joint test of the leads, and the vcov of the
 event-time coefficients for HonestDiD (rule estimate_event_study)."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
-    from dualpilot import analyses, robustness
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import baseline as analyses
+    from dualpilot.analyses import robustness
+    from dualpilot.data.panel import read_panel
 
     spec = params.event_study
     # Single-pilot years of not-yet-dual cities are not clean controls: absorb their own effects (the same

@@ -1,14 +1,14 @@
 """Split-sample and interaction estimates by pre-policy groups, with permutation tests of the gaps
 gathered from the shards (rule estimate_heterogeneity)."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import heterogeneity, mechanisms
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import heterogeneity, mechanisms
+    from dualpilot.data.panel import read_panel
 
     spec = params.heterogeneity
     panel = read_panel(inputs.panel)

@@ -9,7 +9,7 @@ relative-magnitude and smoothness restrictions; rule render_robustness draws the
 
 import logging
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 log = logging.getLogger("dualpilot.estimate_honestdid")
 
@@ -17,7 +17,7 @@ log = logging.getLogger("dualpilot.estimate_honestdid")
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import robustness
+    from dualpilot.analyses import robustness
 
     opts = params.honestdid
     coef, vcov, exclude = robustness.honest_event_study(

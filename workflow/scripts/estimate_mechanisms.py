@@ -1,11 +1,11 @@
 """The dual pilot's effect on each mechanism variable, Romano-Wolf adjusted (rule estimate_mechanisms)."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
-    from dualpilot import mechanisms
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import mechanisms
+    from dualpilot.data.panel import read_panel
 
     spec = params.mechanisms
     tidy = mechanisms.mechanisms(

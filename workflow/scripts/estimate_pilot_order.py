@@ -4,14 +4,14 @@ from not-yet-treated and never-treated observations, with the synergy and order 
 
 import logging
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 log = logging.getLogger("dualpilot.estimate_pilot_order")
 
 
 def main(inputs, outputs, params):
-    from dualpilot import robustness
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import robustness
+    from dualpilot.data.panel import read_panel
 
     estimates = robustness.two_treatment_design(
         read_panel(inputs.panel), params.controls, options=params.estimation

@@ -1,12 +1,12 @@
 """PSM-DID under each matching design, with the balance before and after matching and the propensity
 scores (rule estimate_psm_did); rule render_psm draws the tables and the score densities."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
-    from dualpilot import psm
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import psm
+    from dualpilot.data.panel import read_panel
 
     options = dict(params.psm)
     designs = options.pop("designs")

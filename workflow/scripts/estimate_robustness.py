@@ -8,14 +8,15 @@ present, else the shipped ones); recoding under the configured policy must repro
 
 import logging
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 log = logging.getLogger("dualpilot.estimate_robustness")
 
 
 def main(inputs, outputs, params):
-    from dualpilot import reference, robustness
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import robustness
+    from dualpilot.data import reference
+    from dualpilot.data.panel import read_panel
 
     panel = read_panel(inputs.panel)
     master = reference.load_city_master(inputs.city_master)

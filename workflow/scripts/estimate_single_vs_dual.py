@@ -1,12 +1,12 @@
 """Dual versus single pilots: one regression with the three states, Wald tests, synergy (rule
 estimate_single_vs_dual)."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
-    from dualpilot import analyses
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import baseline as analyses
+    from dualpilot.data.panel import read_panel
 
     panel = read_panel(inputs.panel)
     tidy = analyses.single_vs_dual(panel, params.controls, options=params.estimation)

@@ -3,14 +3,14 @@ estimate_spatial_autocorrelation); rule render_maps maps the hot spots."""
 
 import logging
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 log = logging.getLogger("dualpilot.estimate_spatial_autocorrelation")
 
 
 def main(inputs, outputs, params):
-    from dualpilot import spatial
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import spatial
+    from dualpilot.data.panel import read_panel
 
     spec = params.spatial
     panel = read_panel(inputs.panel)

@@ -8,14 +8,14 @@ Single-pilot states are handled as in the TWFE event study (config `event_study:
 
 import logging
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 log = logging.getLogger("dualpilot.estimate_staggered")
 
 
 def main(inputs, outputs, params):
-    from dualpilot import robustness
-    from dualpilot.panel import read_panel
+    from dualpilot.analyses import robustness
+    from dualpilot.data.panel import read_panel
 
     options = dict(params.options)
     estimation = params.estimation

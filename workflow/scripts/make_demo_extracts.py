@@ -1,12 +1,13 @@
 """Write the demo yearbook extracts and the generator's truth (rule make_demo_extracts)."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import demo, reference, treatment
+    from dualpilot.data import reference, treatment
+    from dualpilot.demo import extracts as demo
 
     settings = params.demo
     smart_city = dict(settings["smart_city"])

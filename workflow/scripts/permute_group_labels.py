@@ -1,15 +1,15 @@
 """One shard of bdiff-style permutation draws for every pair of groups of one heterogeneity dimension
 (rule permute_group_labels)."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import heterogeneity, mechanisms
-    from dualpilot.panel import read_panel
-    from dualpilot.placebo import shard_range
+    from dualpilot.analyses import heterogeneity, mechanisms
+    from dualpilot.data.panel import read_panel
+    from dualpilot.engines.placebo import shard_range
 
     spec = params.heterogeneity
     panel = read_panel(inputs.panel)

@@ -1,11 +1,11 @@
 """Estimate one shard of placebo draws of one kind (rule placebo_shard)."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
-    from dualpilot import placebo
-    from dualpilot.panel import read_panel
+    from dualpilot.data.panel import read_panel
+    from dualpilot.engines import placebo
 
     est = params.estimation
     draws = placebo.run_shard(

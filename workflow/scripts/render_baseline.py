@@ -2,13 +2,14 @@
 baseline, dual-versus-single, event-study and duration estimates, the descriptive statistics, and the
 event-study and duration coefficient plots, and the cities per pilot programme and cohort, all drawn from the tidy files the estimation rules wrote."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import plots, render, tables
+    from dualpilot.render import documents as render
+    from dualpilot.render import plots, tables
 
     settings, figures = params.tables, params.figures
     language = settings["language"]

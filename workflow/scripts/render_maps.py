@@ -1,15 +1,15 @@
 """Every figure of the spatial stage (rule render_maps): maps of the location quotient in selected years
 and of the pilot cities, the LISA cluster maps, the regional trends and the kernel densities."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import spatial
-    from dualpilot.panel import read_panel
-    from dualpilot.plots import save_figure
+    from dualpilot.analyses import spatial
+    from dualpilot.data.panel import read_panel
+    from dualpilot.render.plots import save_figure
 
     spec, lang, dpi = params.spatial, params.language, params.dpi
     panel = read_panel(inputs.panel)

@@ -1,7 +1,7 @@
 """The mechanism table, the heterogeneity tables (split samples; permutation tests of the gaps) and the
 heterogeneity coefficient plot (rule render_mechanisms_heterogeneity), drawn from the tidy estimates."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 # Columns of the table, headed by their column:<name> entries of resources/labels/terms.csv.
 TEST_COLUMNS = (
@@ -15,7 +15,9 @@ TEST_COLUMNS = (
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import heterogeneity, plots, render, tables
+    from dualpilot.analyses import heterogeneity
+    from dualpilot.render import documents as render
+    from dualpilot.render import plots, tables
 
     settings = params.tables
     language = settings["language"]

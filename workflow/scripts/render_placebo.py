@@ -1,12 +1,13 @@
 """Kernel density and p-value scatter of one placebo kind, true estimate marked (rule render_placebo)."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import placebo, plots
+    from dualpilot.engines import placebo
+    from dualpilot.render import plots
 
     fig = plots.placebo_figure(
         pd.read_parquet(inputs.draws),

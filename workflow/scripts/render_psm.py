@@ -1,13 +1,15 @@
 """The PSM-DID table, the balance table and the propensity-score densities (rule render_psm), drawn from
 the files rule estimate_psm_did wrote."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import plots, psm, render, tables
+    from dualpilot.analyses import psm
+    from dualpilot.render import documents as render
+    from dualpilot.render import plots, tables
 
     settings = params.tables
     language = settings["language"]

@@ -2,7 +2,7 @@
 rules' files: the Goodman-Bacon scatter, the TWFE and robust event studies on one axis, the HonestDiD table
 and figure, the pilot-order table and the robustness-grid table."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 # Columns of the table, headed by their column:<name> entries of resources/labels/terms.csv.
 HONESTDID_COLUMNS = (
@@ -17,7 +17,9 @@ HONESTDID_COLUMNS = (
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import plots, render, robustness, tables
+    from dualpilot.analyses import robustness
+    from dualpilot.render import documents as render
+    from dualpilot.render import plots, tables
 
     settings, figures = params.tables, params.figures
     language = settings["language"]

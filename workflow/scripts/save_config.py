@@ -1,7 +1,7 @@
 """Write the configuration in effect to results/config_used.yaml (rule save_config): a copy of the snapshot
 that workflow/rules/panel.smk writes at parse time (named by the configuration's sha256)."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):

@@ -1,12 +1,12 @@
 """Placebo distributions against the true baseline estimate, one row per kind (rule summarise_placebo)."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import placebo
+    from dualpilot.engines import placebo
 
     true_estimate = placebo.true_estimate(
         pd.read_csv(inputs.baseline), params.headline["model"], params.headline["term"]

@@ -1,12 +1,12 @@
 """Cities per pilot group and cohort (rule summarise_treatment), as data; rule render_baseline formats\nthe table."""
 
-from dualpilot.runner import run
+from dualpilot.workflow.runner import run
 
 
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot import treatment
+    from dualpilot.data import treatment
 
     summary = treatment.treatment_summary(pd.read_parquet(inputs.panel))
     summary.to_csv(outputs.csv, index=False)

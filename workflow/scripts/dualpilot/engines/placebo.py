@@ -40,7 +40,7 @@ draws [a, b) reproduces exactly the draws of a single run over all draws.
 
 Estimation (see `PlaceboEngine` for the algebra)
 ------------------------------------------------
-Fixed effects and controls are partialled out once (FWL, `dualpilot.fwl`); each draw then needs only
+Fixed effects and controls are partialled out once (FWL, `dualpilot.engines.fwl`); each draw then needs only
 per-unit sufficient statistics read from precomputed suffix-sum tables, O(units x periods x controls)
 operations per draw, vectorised over the draws of a chunk without BLAS calls.
 """
@@ -59,10 +59,10 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import sparse, stats
 
-from dualpilot import resampling
-from dualpilot.errors import require_columns
-from dualpilot.fwl import FloatArray, TwoWayPartialler, factorize, singleton_mask
-from dualpilot.inference import crv1_factor, fixest_df_k
+from dualpilot.core.errors import require_columns
+from dualpilot.did.inference import crv1_factor, fixest_df_k
+from dualpilot.engines import resampling
+from dualpilot.engines.fwl import FloatArray, TwoWayPartialler, factorize, singleton_mask
 
 log = logging.getLogger(__name__)
 

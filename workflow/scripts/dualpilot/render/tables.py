@@ -37,8 +37,8 @@ from typing import Literal
 
 import pandas as pd
 
-from dualpilot.errors import Problem, raise_if, require_columns
-from dualpilot.tidy import MODEL_COLUMNS, TIDY_COLUMNS
+from dualpilot.core.errors import Problem, raise_if, require_columns
+from dualpilot.core.tidy import MODEL_COLUMNS, TIDY_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ SPECIAL_PREFIXES: tuple[str, ...] = (
 )
 LABEL_COLUMNS: tuple[str, ...] = ("term", "label_zh", "label_en")
 #: The shipped label file (a rule should still pass it as an input so edits trigger reruns).
-DEFAULT_LABELS_PATH = Path(__file__).resolve().parents[3] / "resources" / "labels" / "terms.csv"
+DEFAULT_LABELS_PATH = Path(__file__).resolve().parents[4] / "resources" / "labels" / "terms.csv"
 
 #: Event-time terms: rel_-3, rel_m3 (formula-safe minus), rel_3, and pyfixest's i() names rel::-3.
 EVENT_TERM_PATTERN = r"^rel(?:_|::)(m?-?\d+)$"

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualpilot import quality
-from dualpilot.errors import InputError, Problem, io_problem, raise_if
-from dualpilot.yearbook import (
+from dualpilot.core.errors import InputError, Problem, io_problem, raise_if
+from dualpilot.data import quality
+from dualpilot.data.yearbook import (
     REQUIRED_VARIABLES,
     TABLES,
     HeaderAliases,
@@ -89,7 +89,7 @@ def stata_label(column: str, labels: str | Path | None = None) -> str:
     """The .dta variable label of `column`: "zh / en" from the one label file of the workflow,
     resources/labels/terms.csv (or `labels`), which tables and figures read too (ValueError if the
     column has no entry there or the label is over 80 characters, Stata's limit)."""
-    from dualpilot import tables  # the label file's reader lives with the tables
+    from dualpilot.render import tables  # the label file's reader lives with the tables
 
     entries = tables.load_labels(*([labels] if labels is not None else [])).entries
     if column not in entries:

@@ -1,6 +1,6 @@
 """Reference resources: city master, name crosswalk, exchange rates and pilot lists.
 
-Every loader validates its file and reports all defects at once through `dualpilot.errors.InputError`,
+Every loader validates its file and reports all defects at once through `dualpilot.core.errors.InputError`,
 each `Problem` naming the file, the line (the header is line 1, the first data row line 2) and the column.
 Codes are kept as 6-character strings throughout. Files are read as UTF-8 (a BOM is accepted).
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dualpilot.errors import Problem, io_problem, raise_if
+from dualpilot.core.errors import Problem, io_problem, raise_if
 
 _WS = re.compile(r"\s+")
 _CODE = re.compile(r"^[1-9]\d{5}$")

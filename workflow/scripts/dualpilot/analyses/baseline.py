@@ -2,8 +2,8 @@
 
 Each function takes the panel (results/panel/panel.parquet) and the specification values (which arrive from
 the config through Snakemake params) and returns a DataFrame in the tidy format of
-`dualpilot.estimation.TIDY_COLUMNS`, one row per (model, term). All models are fitted by
-`dualpilot.estimation.fit`, so they share its conventions (CRV1 by city with fixest's small-sample
+`dualpilot.engines.estimation.TIDY_COLUMNS`, one row per (model, term). All models are fitted by
+`dualpilot.engines.estimation.fit`, so they share its conventions (CRV1 by city with fixest's small-sample
 correction by default; see docs/estimation.md).
 
 Rows that are not plain coefficients carry a prefix in `term` (documented in docs/estimation.md):
@@ -20,9 +20,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from dualpilot import estimation as est
-from dualpilot.errors import require_columns
-from dualpilot.estimation import EstimationError, Fit, VcovType
+from dualpilot.core.errors import require_columns
+from dualpilot.engines import estimation as est
+from dualpilot.engines.estimation import EstimationError, Fit, VcovType
 
 ControlGroup = Literal["never_and_not_yet", "not_yet"]
 

@@ -4,7 +4,7 @@
 ``patents.csv``, ``policy/smart_city_pilots.csv``) for the real city roster, with every quirk of the
 contract (encodings, XLSX, title lines, province/total/note/blank rows, padded, short and historical names,
 header variants, bracketed units, missing markers, thousands separators, extra industries), and returns a
-`DemoTruth`: the exact generated values, the treatment timing coded by `dualpilot.treatment` with the
+`DemoTruth`: the exact generated values, the treatment timing coded by `dualpilot.data.treatment` with the
 policy rules passed in, and the planted effects. `generate_panel` makes an analysis-ready synthetic panel of
 any size directly (county-scale performance work), from the same data-generating process.
 
@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dualpilot.panel import PANEL_COLUMNS as _BASE_PANEL_COLUMNS
-from dualpilot.panel import derive_variables, location_quotient
-from dualpilot.treatment import TREATMENT_COLUMNS, code_treatment
+from dualpilot.data.panel import PANEL_COLUMNS as _BASE_PANEL_COLUMNS
+from dualpilot.data.panel import derive_variables, location_quotient
+from dualpilot.data.treatment import TREATMENT_COLUMNS, code_treatment
 
 # ---------------------------------------------------------------------------------------------------------
 # Parameters
@@ -74,7 +74,7 @@ DEFAULT_SMART_CITY: dict[str, Any] = {
     "gdp_tilt": 1.0,  # selection weight exp(gdp_tilt * standardised baseline ln GDP per capita)
 }
 
-#: The policy coding of config/config.yaml (`dualpilot.treatment.rules_from_config` of its `policy:`
+#: The policy coding of config/config.yaml (`dualpilot.data.treatment.rules_from_config` of its `policy:`
 #: block); `generate_panel` uses it when no policy is given.
 DEFAULT_POLICY: dict[str, Any] = {
     "sc_batch_years": {1: 2012, 2: 2013, 3: 2014},
@@ -639,7 +639,7 @@ def _treatment_arrays(
 
 
 def _realised_lq(it_emp: pd.Series, total_emp: pd.Series, year: pd.Series) -> pd.Series:
-    """`dualpilot.panel.location_quotient` over the rows where both employments are present (NaN
+    """`dualpilot.data.panel.location_quotient` over the rows where both employments are present (NaN
     elsewhere)."""
     ok = it_emp.notna() & total_emp.notna()
     out = pd.Series(np.nan, index=it_emp.index)
@@ -647,7 +647,7 @@ def _realised_lq(it_emp: pd.Series, total_emp: pd.Series, year: pd.Series) -> pd
     return out
 
 
-#: Columns of the analysis panel (`dualpilot.panel.PANEL_COLUMNS` plus the treatment coding).
+#: Columns of the analysis panel (`dualpilot.data.panel.PANEL_COLUMNS` plus the treatment coding).
 PANEL_COLUMNS: tuple[str, ...] = (*_BASE_PANEL_COLUMNS, *TREATMENT_COLUMNS)
 TRUTH_COLUMNS: tuple[str, ...] = (
     "lq_star", "lq_print", "it_share", "lq_star_national_mean", "effect_lq", "effect_dual_lq",
@@ -1233,16 +1233,16 @@ def generate_demo(
     Args:
         out_dir: the raw directory to write; it must not exist or be empty (so real extracts are
             never mixed with or overwritten by demo files).
-        master: the city master (`dualpilot.reference.load_city_master`).
+        master: the city master (`dualpilot.data.reference.load_city_master`).
         crosswalk: the name crosswalk as a frame (columns name, city_code, kind, first_year, last_year).
         aliases: resources/yearbook/header_aliases.csv as a frame (table, variable, header,
             first_edition, last_edition, unit).
-        low_carbon: the real low-carbon list (`dualpilot.reference.load_pilot_list`).
-        usd_cny: CNY per USD by year (`dualpilot.reference.load_usd_cny`), used to express FDI in 万美元.
+        low_carbon: the real low-carbon list (`dualpilot.data.reference.load_pilot_list`).
+        usd_cny: CNY per USD by year (`dualpilot.data.reference.load_usd_cny`), used to express FDI in 万美元.
         years: first and last data year (editions are years + 1).
         seed: the only source of randomness.
         effects: planted effects, exactly the keys of `DEFAULT_EFFECTS`.
-        policy: treatment rules as `dualpilot.treatment.code_treatment` takes them: sc_batch_years,
+        policy: treatment rules as `dualpilot.data.treatment.code_treatment` takes them: sc_batch_years,
             lc_batch_years, province_pilot_treats_cities, subcity_pilot_treats_city.
         smart_city: settings of the synthetic smart-city list (`DEFAULT_SMART_CITY` if None).
         scale: must be None. County-scale raw extracts cannot pass the city crosswalk (synthetic unit
@@ -1255,7 +1255,7 @@ def generate_demo(
         raise ValueError(
             "generate_demo writes yearbook extracts for the real city roster only: synthetic county-scale "
             "names would not pass the city crosswalk of the ingestion. For a large panel use "
-            "dualpilot.demo.generate_panel(n_units, n_years, seed, effects, usd_cny=...)."
+            "dualpilot.demo.extracts.generate_panel(n_units, n_years, seed, effects, usd_cny=...)."
         )
     effects = validate_effects(effects)
     policy = _validate_policy(policy)
@@ -1459,7 +1459,7 @@ def generate_panel(
     provinces with one capital each, regions in the real proportions; smart-city pilots are drawn per
     batch in the demo's proportions (37/40/30 of 298 cities) with richer units likelier, low-carbon
     pilots uniformly at random (22 %, 12 % and 12 % of units in batches 1-3), both coded by
-    `dualpilot.treatment.code_treatment`. Every unit exists in every year; nothing is missing. Returns
+    `dualpilot.data.treatment.code_treatment`. Every unit exists in every year; nothing is missing. Returns
     the analysis-panel columns plus the truth columns (lq_star, effect_lq, ...); ``lq_print`` is absent.
     """
     if n_units < 40 or n_units > 99_999:

@@ -44,9 +44,9 @@ from scipy import stats
 if TYPE_CHECKING:  # pyfixest is imported where a model is fitted: its import costs ~1 s of CPU
     from pyfixest.estimation.models.feols_ import Feols
 
-from dualpilot import resampling
-from dualpilot.errors import SpecificationError, require_columns
-from dualpilot.tidy import TIDY_COLUMNS
+from dualpilot.core.errors import SpecificationError, require_columns
+from dualpilot.core.tidy import TIDY_COLUMNS
+from dualpilot.engines import resampling
 
 log = logging.getLogger("dualpilot")
 
@@ -617,7 +617,7 @@ class WildBootstrap:
     """The fit's own t statistic (coefficient / CRV1 SE). The package's t differs from it only by the
     scalar small-sample factor, which cancels in the bootstrap p-value."""
     p_value: float
-    """(1 + #{|t*| >= |t|}) / (1 + B), two-tailed (`dualpilot.resampling`); #{|t*| >= |t|} / 2^G under
+    """(1 + #{|t*| >= |t|}) / (1 + B), two-tailed (`dualpilot.engines.resampling`); #{|t*| >= |t|} / 2^G under
     full enumeration, where the observed t is one of the draws. Never 0."""
     reps: int
     """Number of bootstrap draws used (2^G under full enumeration)."""
@@ -720,7 +720,7 @@ def _wcr_pvalue(
     boot.get_tboot()
     boot.get_vcov()
     boot.get_tstat()
-    # p by the +1 rule of dualpilot.resampling: (1 + #{|t*| >= |t|}) / (1 + B); under full
+    # p by the +1 rule of dualpilot.engines.resampling: (1 + #{|t*| >= |t|}) / (1 + B); under full
     # enumeration the identity sign vector is one of the 2^G draws, so the exact share is used.
     t_boot = np.asarray(boot.t_boot, dtype=float).ravel()
     n_extreme = resampling.count_at_least(t_boot, float(np.ravel(boot.t_stat)[0]))

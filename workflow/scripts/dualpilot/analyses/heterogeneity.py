@@ -26,7 +26,7 @@ For each dimension (`heterogeneity`):
    models: the group labels are permuted ACROSS CITIES (a city keeps one label for all its years, and the
    number of cities per group is kept), both subsamples are re-estimated, and the empirical p-value is
    one-sided in the direction of the observed gap, as bdiff's (#{d* >= d} / N, 1 - that when above
-   0.5), but with the +1 rule of `dualpilot.resampling`: p = (1 + #{d* at least as far out as d on
+   0.5), but with the +1 rule of `dualpilot.engines.resampling`: p = (1 + #{d* at least as far out as d on
    its side}) / (1 + N), so it is never 0 (bdiff itself has no +1 correction). The two-sided
    (1 + #{|d*| >= |d|}) / (1 + N) is reported alongside
    (`bdiff_pvalue(..., alternative="two-sided")`). For three groups each pair is tested on its own, on
@@ -37,7 +37,7 @@ For each dimension (`heterogeneity`):
 Randomness: draw d of comparison (dimension, a, b) uses only
 ``np.random.default_rng(np.random.SeedSequence([seed, 202, crc32(dimension), crc32(a), crc32(b), d]))``,
 so `bdiff_draws(..., draws=range(i, j))` computed in shards gathers to the same result. Draws are
-re-estimated on the fast FWL path of `dualpilot.mechanisms.TwfeDesign` (checked against
+re-estimated on the fast FWL path of `dualpilot.analyses.mechanisms.TwfeDesign` (checked against
 `estimation.fit`); ``engine="fit"`` uses `estimation.fit` itself.
 """
 
@@ -53,11 +53,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dualpilot import estimation as est
-from dualpilot import resampling, tables
-from dualpilot.errors import require_columns
-from dualpilot.estimation import EstimationError
-from dualpilot.mechanisms import Engine, TwfeDesign
+from dualpilot.analyses.mechanisms import Engine, TwfeDesign
+from dualpilot.core.errors import require_columns
+from dualpilot.engines import estimation as est
+from dualpilot.engines import resampling
+from dualpilot.engines.estimation import EstimationError
+from dualpilot.render import tables
 
 log = logging.getLogger(__name__)
 
@@ -586,7 +587,7 @@ def bdiff_pvalue(
     alternative: Alternative = "bdiff",
 ) -> float:
     """Empirical p-value of an observed gap against its permutation draws (a frame with column `gap`
-    or the gaps themselves), by the +1 rule of `dualpilot.resampling`: (1 + #extreme) / (1 + N).
+    or the gaps themselves), by the +1 rule of `dualpilot.engines.resampling`: (1 + #extreme) / (1 + N).
 
     - "bdiff" (default): one-sided in the direction of the observed gap, as Stata bdiff v1.04 (which
       takes #{d* >= d} / N and 1 - that when above 0.5): the smaller of the "greater" and "less" values;
@@ -772,12 +773,12 @@ def heterogeneity_plot(
     """Horizontal coefficient plot of the split-sample estimates with `ci` intervals, grouped by
     dimension (one colour and a shaded band per dimension, a dashed line at 0).
 
-    Intervals come from `dualpilot.plots.confidence_bounds` (the tidy frame's own 95% bounds, t(G-1)
+    Intervals come from `dualpilot.render.plots.confidence_bounds` (the tidy frame's own 95% bounds, t(G-1)
     otherwise). Each row is the split model's heading from `labels` (a `tables.Labels`; default the
     shipped resources/labels/terms.csv, e.g. ``model:development: high``) with its sample (cities,
     observations); with no CJK font installed the figure falls back to English.
     """
-    from dualpilot.plots import confidence_bounds, configure_fonts, with_sample
+    from dualpilot.render.plots import confidence_bounds, configure_fonts, with_sample
 
     lang = configure_fonts(language)  # type: ignore[arg-type]
     rows = split_rows(tidy, treatment)

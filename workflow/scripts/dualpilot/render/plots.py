@@ -29,8 +29,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy import stats
 
-from dualpilot.errors import require_columns
-from dualpilot.tables import (
+from dualpilot.core.errors import require_columns
+from dualpilot.render.tables import (
     EVENT_TERM_PATTERN,
     Labels,
     Language,

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from dualpilot.errors import require_columns
+from dualpilot.core.errors import require_columns
 
 log = logging.getLogger(__name__)
 

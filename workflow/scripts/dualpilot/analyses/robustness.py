@@ -3,7 +3,7 @@ sensitivity, the two-treatment (pilot order and pilot state) design and the robu
 
 Every function takes the panel (results/panel/panel.parquet) and specification values that arrive from the
 config through Snakemake params; the rules of workflow/rules/robustness.smk only read, call and write.
-Estimates are returned in the project's tidy format (`dualpilot.estimation.TIDY_COLUMNS`); docs/robustness.md
+Estimates are returned in the project's tidy format (`dualpilot.engines.estimation.TIDY_COLUMNS`); docs/robustness.md
 says what each estimator identifies and how to read each figure.
 
 - Goodman-Bacon (`bacon`, `bacon_figure`): the no-control TWFE coefficient of `dual_post` (baseline model
@@ -11,11 +11,11 @@ says what each estimator identifies and how to read each figure.
   DIDs, checked to add up to the coefficient `estimation.fit` gives; table and figure say which model.
 - Staggered (`staggered_estimates_with_vcov`, `event_study_comparison`): Callaway-Sant'Anna with
   never-treated and not-yet-treated controls, Sun-Abraham and the BJS imputation estimator
-  (`dualpilot.staggered`), with the single-pilot states handled as in the TWFE event study
+  (`dualpilot.did.staggered`), with the single-pilot states handled as in the TWFE event study
   (`event_study: adjust_single_pilots`), and the comparable ones next to the TWFE event study on one axis.
 - HonestDiD (`honest_event_study`, `honest_sensitivity`, `honestdid_figure`): robust confidence sets
   for the first post-period and the average post-period effect of the imputation event study (default;
-  re-expressed relative to the base period) or the TWFE event study (`dualpilot.honestdid`), read from
+  re-expressed relative to the base period) or the TWFE event study (`dualpilot.did.honestdid`), read from
   its estimates and vcov (rules estimate_staggered, estimate_event_study) without a re-fit.
 - Two-treatment design (`pilot_order`, `order_indicators`, `state_imputation`, `two_treatment_design`): the
   dual effect by which pilot came first, and the effects of the four states none / smart-city only /
@@ -29,7 +29,7 @@ says what each estimator identifies and how to read each figure.
 
 Standard errors: TWFE models use `estimation.fit`'s CRV1 with fixest's small-sample correction (reghdfe's
 convention) and t(G-1) inference; the staggered estimators keep their own conventions (documented in
-`dualpilot.staggered`); the state imputation estimator uses the did2s GMM cluster-robust vcov (Butts and
+`dualpilot.did.staggered`); the state imputation estimator uses the did2s GMM cluster-robust vcov (Butts and
 Gardner 2022; no small-sample factor) with t(G-1) inference. HonestDiD uses normal critical values, as the R
 package does.
 """
@@ -48,12 +48,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dualpilot import analyses, plots, reference, staggered, tables, treatment
-from dualpilot import estimation as est
-from dualpilot import honestdid as hd
-from dualpilot.errors import SpecificationError, require_columns
-from dualpilot.estimation import Fit, Spec
-from dualpilot.tables import Language
+from dualpilot.analyses import baseline as analyses
+from dualpilot.core.errors import SpecificationError, require_columns
+from dualpilot.data import reference, treatment
+from dualpilot.did import honestdid as hd
+from dualpilot.did import staggered
+from dualpilot.engines import estimation as est
+from dualpilot.engines.estimation import Fit, Spec
+from dualpilot.render import plots, tables
+from dualpilot.render.tables import Language
 
 log = logging.getLogger(__name__)
 

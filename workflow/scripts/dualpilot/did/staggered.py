@@ -42,8 +42,8 @@ from scipy import stats
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import SuperLU, splu
 
-from dualpilot.inference import crv1_vcov
-from dualpilot.tidy import TIDY_COLUMNS  # the project's estimate format (`as_estimates`)
+from dualpilot.core.tidy import TIDY_COLUMNS  # the project's estimate format (`as_estimates`)
+from dualpilot.did.inference import crv1_vcov
 
 log = logging.getLogger(__name__)
 
@@ -385,7 +385,7 @@ def as_estimates(tidy: pd.DataFrame, sample: str) -> pd.DataFrame:
     (model, term)); `model` is "<estimator>_<aggregation>", `r2_within` is NaN (not defined)."""
     missing = [c for c in STAGGERED_COLUMNS if c not in tidy.columns]
     if missing:
-        raise ValueError(f"not a frame of dualpilot.staggered: missing {missing}")
+        raise ValueError(f"not a frame of dualpilot.did.staggered: missing {missing}")
     out = tidy.assign(
         model=tidy["estimator"] + "_" + tidy["aggregation"], r2_within=np.nan, sample=sample
     )
@@ -1211,7 +1211,7 @@ def imputation_did_with_vcov(
     equals did2s's event-study lead at that e (did2s omits e = -1, but its second stage has mutually
     exclusive dummies and no intercept, so omitting one changes no other coefficient or SE). To
     express the dynamic effects relative to e = -1 (as HonestDiD needs), difference them using the
-    returned vcov (`dualpilot.honestdid.normalise_at_base`).
+    returned vcov (`dualpilot.did.honestdid.normalise_at_base`).
 
     Each aggregation is a did2s second stage on mutually exclusive dummies; SEs and vcovs are the
     did2s GMM cluster-robust ones by `cluster` (default: unit), without small-sample factor; p-values

@@ -14,8 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from dualpilot import estimation, tables
-from dualpilot.errors import InputError, Problem
+from dualpilot.core.errors import InputError, Problem
+from dualpilot.engines import estimation
+from dualpilot.render import tables
 
 
 def write_table(table: tables.Table, outputs: Any, name: str) -> None:
@@ -151,8 +152,8 @@ def treatment_summary_table(
     """Cities by programme (one panel each) and start cohort (rows), split by their group in the last panel
     year (columns), from the rows of `treatment.treatment_summary` (results/tables/treatment_summary.csv).
     Programmes, the never-treated cohort and the groups are printed through the label file."""
-    from dualpilot.errors import require_columns
-    from dualpilot.treatment import GROUPS
+    from dualpilot.core.errors import require_columns
+    from dualpilot.data.treatment import GROUPS
 
     lang = tables.check_language(language)
     require_columns(summary, ("programme", "cohort", "group", "n_cities"), "treatment summary")

@@ -34,8 +34,8 @@ Natural breaks are Fisher-Jenks (the exact optimum of the within-class sum of sq
 dynamic programming here and checked against mapclassify.
 
 Figures are `matplotlib.figure.Figure` objects built without pyplot (Agg); text is Chinese when a
-CJK font is installed (`dualpilot.plots.configure_fonts`) and English otherwise. Save them with
-`dualpilot.plots.save_figure`.
+CJK font is installed (`dualpilot.render.plots.configure_fonts`) and English otherwise. Save them with
+`dualpilot.render.plots.save_figure`.
 
 The module also holds the GCJ-02 <-> WGS84 conversion used to build the layer (`gcj02_to_wgs84`).
 """
@@ -61,7 +61,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from scipy import sparse, stats
 
-from dualpilot.errors import require_columns
+from dualpilot.core.errors import require_columns
 
 log = logging.getLogger(__name__)
 
@@ -726,7 +726,7 @@ def morans_i(
 
 
 def _language(language: Language) -> Language:
-    from dualpilot import plots  # lazy: plots pulls in the table helpers
+    from dualpilot.render import plots  # lazy: plots pulls in the table helpers
 
     return plots.configure_fonts(language)
 

@@ -14,7 +14,7 @@ digitised from the printed China City Statistical Yearbook:
   total rows (`TOTAL_ROW_NAMES`), province rows (the name ends in 省/自治区/特别行政区 or is a province's
   name, and the row holds no value); a row without any value whose name matches nothing (a sub-heading such
   as 地级市) is skipped and logged;
-- city names go through `dualpilot.reference.normalise_name` and the name crosswalk (current, short,
+- city names go through `dualpilot.data.reference.normalise_name` and the name crosswalk (current, short,
   historical and variant names -> 6-digit code);
 - cells are numbers, missing markers (`MISSING_MARKERS`) or errors; thousands separators are accepted.
 
@@ -42,8 +42,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from dualpilot.errors import InputError, Problem, io_problem, raise_if
-from dualpilot.reference import normalise_name
+from dualpilot.core.errors import InputError, Problem, io_problem, raise_if
+from dualpilot.data.reference import normalise_name
 
 log = logging.getLogger(__name__)
 
@@ -643,7 +643,7 @@ PERCENT_VARIABLES = frozenset({"secondary_share", "green_cover"})
 #: The bounds of every optional employment column `emp_<ascii>` are the row with this name.
 OPTIONAL_BOUNDS = "emp_*"
 #: The shipped bounds (`read_table` uses them unless given others).
-SHIPPED_BOUNDS = Path(__file__).resolve().parents[3] / "resources" / "yearbook" / "plausibility.csv"
+SHIPPED_BOUNDS = Path(__file__).resolve().parents[4] / "resources" / "yearbook" / "plausibility.csv"
 BOUNDS_COLUMNS: tuple[str, ...] = ("variable", "unit", "lower", "upper", "why")
 
 

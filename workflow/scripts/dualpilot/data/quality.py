@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualpilot.errors import Problem
-from dualpilot.yearbook import MAX_LISTED, TableStats, UnreadableFile, read_rows, squeeze
+from dualpilot.core.errors import Problem
+from dualpilot.data.yearbook import MAX_LISTED, TableStats, UnreadableFile, read_rows, squeeze
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dualpilot.errors import SpecificationError, require_columns
-from dualpilot.robustness import complete_cases
+from dualpilot.analyses.robustness import complete_cases
+from dualpilot.core.errors import SpecificationError, require_columns
 
 #: Columns of results/tables/demo_recovery.csv.
 RECOVERY_COLUMNS: tuple[str, ...] = (

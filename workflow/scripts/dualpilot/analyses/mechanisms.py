@@ -9,7 +9,7 @@ the baseline specification,
     M_it = a * dual_post_it + x_it' g + city_i + year_t + e_it,     CRV1 standard errors by city,
 
 and the coefficient a is reported (tidy rows, model = the mediator). The channel M -> lq is argued from
-theory and the literature, not estimated. All observed regressions are fitted by `dualpilot.estimation.fit`
+theory and the literature, not estimated. All observed regressions are fitted by `dualpilot.engines.estimation.fit`
 (pyfixest; CRV1 with fixest's small-sample factor G/(G-1)·(N-1)/(N-K), t(G-1) inference: see
 docs/estimation.md).
 
@@ -33,7 +33,7 @@ computed in shards (`bootstrap_draws(..., draws=range(a, b))`) and gathered with
 
 Resampling path. Bootstrap (and heterogeneity permutation) draws re-estimate the same two-way fixed-effects
 model thousands of times. `TwfeDesign` does it with exact Frisch-Waugh-Lovell partialling
-(`dualpilot.fwl.TwoWayPartialler`) and the same conventions as `estimation.fit` (singletons dropped, CRV1
+(`dualpilot.engines.fwl.TwoWayPartialler`) and the same conventions as `estimation.fit` (singletons dropped, CRV1
 with K = regressors + periods); the tests check it against `estimation.fit` to 1e-8. Every draw function
 takes ``engine="fit"`` to use `estimation.fit` itself instead (slow; the reference).
 """
@@ -51,12 +51,18 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
-from dualpilot import estimation as est
-from dualpilot import resampling
-from dualpilot.errors import require_columns
-from dualpilot.estimation import EstimationError
-from dualpilot.fwl import COLLIN_TOL, TwoWayPartialler, factorize, group_sums, singleton_mask
-from dualpilot.inference import crv1_vcov
+from dualpilot.core.errors import require_columns
+from dualpilot.did.inference import crv1_vcov
+from dualpilot.engines import estimation as est
+from dualpilot.engines import resampling
+from dualpilot.engines.estimation import EstimationError
+from dualpilot.engines.fwl import (
+    COLLIN_TOL,
+    TwoWayPartialler,
+    factorize,
+    group_sums,
+    singleton_mask,
+)
 
 log = logging.getLogger(__name__)
 

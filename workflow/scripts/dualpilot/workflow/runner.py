@@ -28,7 +28,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from dualpilot.errors import InputError, SpecificationError
+from dualpilot.core.errors import InputError, SpecificationError
 
 log = logging.getLogger("dualpilot")
 

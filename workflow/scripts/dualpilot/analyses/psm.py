@@ -62,7 +62,7 @@ with the matching weights as Stata importance weights (``regress x treated [iw=w
 with sum(w) - 2 degrees of freedom, t with sum(w) - 2 df).
 
 DiD on the matched sample: ``outcome ~ treatment + controls | city_code + year``, CRV1 by city, through
-`dualpilot.estimation.fit` (fixest small-sample conventions; see that module). ``did_weights="weights"``
+`dualpilot.engines.estimation.fit` (fixest small-sample conventions; see that module). ``did_weights="weights"``
 (default) is weighted least squares with the matching weights as analytic weights (the point estimate
 of ``reghdfe ... [aweight=_weight]`` or ``[pweight=_weight]``; standard errors as the estimation module
 computes them for analytic weights); ``did_weights="unweighted"`` keeps every matched city-year with
@@ -85,10 +85,10 @@ from matplotlib.figure import Figure
 from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
-from dualpilot import estimation as est
-from dualpilot.errors import SpecificationError, require_columns
-from dualpilot.plots import configure_fonts
-from dualpilot.tables import Language
+from dualpilot.core.errors import SpecificationError, require_columns
+from dualpilot.engines import estimation as est
+from dualpilot.render.plots import configure_fonts
+from dualpilot.render.tables import Language
 
 log = logging.getLogger("dualpilot")
 
