@@ -32,15 +32,14 @@ from drdid.reg_did import reg_did_panel
 from pyfixest.demeaners import MapDemeaner
 from pyfixest.estimation.models.feols_ import Feols
 
+from dualpilot.analyses.staggered_did import as_estimates
 from dualpilot.core.tidy import TIDY_COLUMNS
+from dualpilot.did.bacon import bacon_summary, goodman_bacon
 from dualpilot.did.staggered import (
     STAGGERED_COLUMNS,
-    as_estimates,
-    bacon_summary,
     callaway_santanna,
     cs_aggregate,
     cs_att_gt,
-    goodman_bacon,
     imputation_did,
     imputation_did_with_vcov,
     sun_abraham,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dualpilot.analyses.robustness import complete_cases
+from dualpilot.analyses.samples import complete_cases
 from dualpilot.core.errors import SpecificationError, require_columns
 
 #: Columns of results/tables/demo_recovery.csv.

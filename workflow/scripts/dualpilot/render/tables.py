@@ -493,7 +493,8 @@ def _percent(threshold: float) -> str:
     return f"{threshold * 100:g}%"
 
 
-def _star_sentence(stars: tuple[float, ...], language: Language) -> str:
+def star_sentence(stars: tuple[float, ...], language: Language) -> str:
+    """The note sentence saying what the stars mean (e.g. "* p<0.1, ** p<0.05, *** p<0.01"), in `language`."""
     ordered = sorted(stars)  # smallest threshold = most stars first
     n = len(ordered)
     if language == "en":
@@ -569,7 +570,8 @@ def _se_sentence(vcovs: Mapping[str, object], labels: Labels, language: Language
     return text("se_mixed", language).format(parts=sep.join(parts))
 
 
-def _join_sentences(sentences: Iterable[str], language: Language) -> str:
+def join_sentences(sentences: Iterable[str], language: Language) -> str:
+    """Non-empty note sentences joined into one note, with the sentence punctuation of `language`."""
     items = [s for s in sentences if s]
     if not items:
         return ""
@@ -757,10 +759,10 @@ def regression_table(
     panels.append(Panel(tuple(bottom)))
 
     sentences = [_se_sentence({m: info[m]["vcov"] for m in cols}, lab, lang)]
-    sentences.append(_star_sentence(thresholds, lang))
+    sentences.append(star_sentence(thresholds, lang))
     if test_rows:
         sentences.append(text("tests_note", lang))
-    notes = [_join_sentences(sentences, lang)]
+    notes = [join_sentences(sentences, lang)]
     if note:
         notes.append(note)
     return Table(
