@@ -17,7 +17,6 @@ from dualpilot.core.errors import SpecificationError, require_columns
 from dualpilot.did.inference import crv1_factor, crv1_vcov, fixest_df_k
 from dualpilot.engines import placebo
 from dualpilot.engines.resampling import draw_rng
-
 from package_helpers import package_modules
 
 

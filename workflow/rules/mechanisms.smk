@@ -126,6 +126,7 @@ rule render_mechanisms_heterogeneity:
                 for g in d["groups"]
             }
         ),
+        treatment=config["headline"]["term"],
         tables=config["tables"],
         figures=config["figures"],
     script:

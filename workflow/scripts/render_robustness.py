@@ -1,4 +1,4 @@
-"""Every table and figure of the Robustness II stage (rule render_robustness), drawn from the estimation
+"""Every table and figure of the robustness checks (rule render_robustness), drawn from the estimation
 rules' files: the Goodman-Bacon scatter, the TWFE and robust event studies on one axis, the HonestDiD table
 and figure, the pilot-order table and the robustness-grid table."""
 

@@ -17,8 +17,8 @@ import pandas as pd
 from dualpilot.analyses import baseline as analyses
 from dualpilot.analyses.samples import TIME, UNIT
 from dualpilot.core.errors import SpecificationError, require_columns
+from dualpilot.core.labels import Language
 from dualpilot.engines import estimation as est
-from dualpilot.render.tables import Language
 
 log = logging.getLogger(__name__)
 

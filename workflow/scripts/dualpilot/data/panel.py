@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from dualpilot.core.errors import InputError, Problem, io_problem, raise_if
+from dualpilot.core.labels import DEFAULT_LABELS_PATH, read_label_entries
 from dualpilot.data import quality
 from dualpilot.data.yearbook import (
     REQUIRED_VARIABLES,
@@ -89,13 +90,9 @@ def stata_label(column: str, labels: str | Path | None = None) -> str:
     """The .dta variable label of `column`: "zh / en" from the one label file of the workflow,
     resources/labels/terms.csv (or `labels`), which tables and figures read too (ValueError if the
     column has no entry there or the label is over 80 characters, Stata's limit)."""
-    from dualpilot.render import tables  # the label file's reader lives with the tables
-
-    entries = tables.load_labels(*([labels] if labels is not None else [])).entries
+    entries = read_label_entries(labels if labels is not None else DEFAULT_LABELS_PATH)
     if column not in entries:
-        raise ValueError(
-            f"no label for column {column!r}: add it to {labels or tables.DEFAULT_LABELS_PATH}"
-        )
+        raise ValueError(f"no label for column {column!r}: add it to {labels or DEFAULT_LABELS_PATH}")
     zh, en = entries[column]
     label = f"{zh} / {en}"
     if len(label) > 80:

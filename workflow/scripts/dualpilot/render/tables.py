@@ -26,24 +26,26 @@ Conventions (documented in docs/tables-and-figures.md):
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 
-from dualpilot.core.errors import Problem, raise_if, require_columns
+from dualpilot.core.errors import require_columns
+from dualpilot.core.labels import (
+    DEFAULT_LABELS_PATH,
+    Language,
+    check_language,
+    read_label_entries,
+)
 from dualpilot.core.tidy import MODEL_COLUMNS, TIDY_COLUMNS
 
 log = logging.getLogger(__name__)
 
-Language = Literal["zh", "en"]
-LANGUAGES: tuple[str, ...] = ("zh", "en")
 
 SPECIAL_PREFIXES: tuple[str, ...] = (
     "wald:",
@@ -53,9 +55,6 @@ SPECIAL_PREFIXES: tuple[str, ...] = (
     "bdiff:",
     "bdiff (two-sided):",
 )
-LABEL_COLUMNS: tuple[str, ...] = ("term", "label_zh", "label_en")
-#: The shipped label file (a rule should still pass it as an input so edits trigger reruns).
-DEFAULT_LABELS_PATH = Path(__file__).resolve().parents[4] / "resources" / "labels" / "terms.csv"
 
 #: Event-time terms: rel_-3, rel_m3 (formula-safe minus), rel_3, and pyfixest's i() names rel::-3.
 EVENT_TERM_PATTERN = r"^rel(?:_|::)(m?-?\d+)$"
@@ -183,13 +182,6 @@ _SE_SHORT: dict[str, dict[str, str]] = {
         "other": "{raw}",
     },
 }
-
-
-def check_language(language: str) -> Language:
-    """Return `language` if it is 'zh' or 'en', else raise ValueError."""
-    if language not in LANGUAGES:
-        raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
-    return language  # type: ignore[return-value]
 
 
 def text(key: str, language: str) -> str:
@@ -341,37 +333,9 @@ class Labels:
 
 
 def load_labels(path: str | Path = DEFAULT_LABELS_PATH) -> Labels:
-    """Read a label file (UTF-8 CSV with columns term, label_zh, label_en).
-
-    Raises `InputError` naming the file, line and column of every problem: a missing column, an empty
-    cell, or a term listed twice.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise_if([Problem(str(path), "label file not found")], "cannot read labels")
-    problems: list[Problem] = []
-    entries: dict[str, tuple[str, str]] = {}
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in LABEL_COLUMNS if c not in header]
-        if missing:
-            raise_if(
-                [Problem(str(path), f"missing column(s) {missing}; found {header}", line=1)],
-                "invalid label file",
-            )
-        for line, row in enumerate(reader, start=2):
-            values = {c: (row.get(c) or "").strip() for c in LABEL_COLUMNS}
-            for col, value in values.items():
-                if not value:
-                    problems.append(Problem(str(path), "empty cell", line=line, column=col))
-            term = values["term"]
-            if term in entries:
-                problems.append(Problem(str(path), f"term {term!r} listed twice", line, "term"))
-            elif term:
-                entries[term] = (values["label_zh"], values["label_en"])
-    raise_if(problems, "invalid label file")
-    return Labels(entries=entries, source=str(path))
+    """Read a label file (`dualpilot.core.labels.read_label_entries`: InputError naming the file, line and
+    column of every problem)."""
+    return Labels(entries=read_label_entries(path), source=str(Path(path)))
 
 
 def resolve_labels(labels: Labels | Mapping[str, tuple[str, str]] | None) -> Labels:
