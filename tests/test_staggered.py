@@ -580,7 +580,7 @@ def test_did2s_has_the_same_gmm_se_but_other_degrees_of_freedom() -> None:
     """Both report the Butts-Gardner GMM vcov without small-sample factor (= the dense formula). This
     estimator takes p-values and intervals from t(G - 1), as every clustered estimate of the project;
     did2s takes p-values from t(N - K2) (the df of its iid second stage) and `confint()` from N(0, 1):
-    the same SEs, other p-values and intervals."""
+    the same SEs, other p-values and intervals. did2s keeps the GMM vcov in a private attribute."""
     df = staggered_panel(n=70, periods=8, seed=8)
     g = df["g"].to_numpy()
     ever = g > 0
@@ -621,6 +621,11 @@ def test_did2s_has_the_same_gmm_se_but_other_degrees_of_freedom() -> None:
     gap = np.abs(fit.pvalue()[list(names)].to_numpy()[leads] - rows["p_value"].to_numpy()[leads])
     assert gap.max() > 1e-3
     assert ours - z > 0.03  # t(69) vs N(0, 1): did2s's intervals are narrower
+    # the GMM vcov is only in the private attribute `_vcov`: the public `vcov()` replaces it with a
+    # second-stage CRV1 that ignores the first stage's estimation error (variances off by 20-80 % here)
+    gmm = fit._vcov.copy()
+    fit.vcov({"CRV1": "unit"})
+    assert np.max(np.abs(np.diag(fit._vcov) / np.diag(gmm) - 1)) > 0.2
 
 
 def test_did2s_as_shipped_is_off_by_its_demeaning_tolerance() -> None:
