@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -660,6 +661,12 @@ def test_did2s_fails_where_a_unit_has_one_untreated_period() -> None:
         pytest.raises(ValueError, match="could not be broadcast"),
     ):
         _did2s(df, {"d0": post}, ~post, [])
+
+
+def test_did2s_takes_weights_and_this_estimator_does_not() -> None:
+    """The one feature did2s has and this estimator lacks; the workflow uses no weights."""
+    assert "weights" in inspect.signature(pf.did2s).parameters
+    assert "weights" not in inspect.signature(imputation_did_with_vcov).parameters
 
 
 def test_imputation_rejects_absorbed_covariates() -> None:
