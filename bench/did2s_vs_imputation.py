@@ -26,7 +26,8 @@ It also measures, each in `--cold-repeats` fresh Python processes (a Snakemake j
 event-study call in such a process (for did2s it includes numba's compilation or cache load); and it
 reports whether the rules' jobs load pyfixest anyway (estimate_pilot_order fits TWFE models with it).
 
-    python bench/did2s_vs_imputation.py --repeats 7 --cold-repeats 3
+    python bench/did2s_vs_imputation.py --repeats 15 --cold-repeats 5
+    python bench/did2s_vs_imputation.py --repeats 15 --cold-repeats 5 --openblas-autodetect
 """
 
 from __future__ import annotations
@@ -46,9 +47,18 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import yaml
+OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+if (
+    __name__ == "__main__"
+    and "--openblas-autodetect" in sys.argv
+    and any(v in os.environ for v in OPENBLAS_OVERRIDES)
+):  # before numpy loads OpenBLAS: run again without the two overrides (the flag stays, so once only)
+    env = {k: v for k, v in os.environ.items() if k not in OPENBLAS_OVERRIDES}
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
@@ -380,9 +390,7 @@ def blas_info() -> str:
         ]
     except ImportError:  # pragma: no cover - threadpoolctl is pinned in requirements.txt
         pools = ["threadpoolctl not installed"]
-    env = ", ".join(
-        f"{v}={os.environ.get(v, 'unset')}" for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-    )
+    env = ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in OPENBLAS_OVERRIDES)
     return "; ".join([*dict.fromkeys(pools), env])
 
 
@@ -397,6 +405,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7, help="timed calls per route (median, best)")
     ap.add_argument(
         "--cold-repeats", type=int, default=3, help="fresh processes per import/first-call timing"
+    )
+    ap.add_argument(
+        "--openblas-autodetect",
+        action="store_true",
+        help="run without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (set on some machines for old OpenBLAS\n"
+        "builds; they slow a current numpy), so OpenBLAS picks its kernel; fresh processes inherit it",
     )
     ap.add_argument("--child", choices=["own", "did2s"], help=argparse.SUPPRESS)
     args = ap.parse_args()
