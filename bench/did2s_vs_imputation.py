@@ -9,7 +9,7 @@ in one process, `--repeats` rounds after one warm-up call, the routes taking tur
 - `staggered.imputation_did_with_vcov` as rule estimate_staggered calls it (dual_year cohorts, the six
   controls + sc_only_post + lc_only_post, clusters city_code): the static ATT alone, the event study alone
   (its vcov feeds HonestDiD), and all three aggregations (simple, dynamic, group: the rule's call);
-- `robustness.state_imputation` as rule estimate_pilot_order calls it (first_pilot_year, the states model
+- `pilot_order.state_imputation` as rule estimate_pilot_order calls it (first_pilot_year, the states model
   and the pilot-order model);
 
 against the same estimands by `pyfixest.did2s` (one call per second stage: the mutually exclusive dummies
@@ -21,7 +21,7 @@ to the times it prints the agreement: max |difference| of the coefficients, of t
 entries, and the number of observations each side used.
 
 It also measures, each in `--cold-repeats` fresh Python processes (a Snakemake job is one): the import of
-`dualpilot.staggered` alone and with `from pyfixest import did2s` (pyfixest 0.60 loads its modules lazily:
+`dualpilot.did.staggered` alone and with `from pyfixest import did2s` (pyfixest 0.60 loads its modules lazily:
 `import pyfixest` alone costs almost nothing, the first access to `did2s` loads them), and the first
 event-study call in such a process (for did2s it includes numba's compilation or cache load); and it
 reports whether the rules' jobs load pyfixest anyway (estimate_pilot_order fits TWFE models with it).
@@ -63,14 +63,16 @@ import yaml  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-from dualpilot import analyses, robustness, staggered  # noqa: E402
-from dualpilot.panel import read_panel  # noqa: E402
+from dualpilot.analyses import baseline as analyses  # noqa: E402
+from dualpilot.analyses import pilot_order, samples, staggered_did  # noqa: E402
+from dualpilot.data.panel import read_panel  # noqa: E402
+from dualpilot.did import staggered  # noqa: E402
 
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
 CONTROLS: list[str] = list(CONFIG["controls"])
 EST = CONFIG["estimation"]
 UNIT, TIME, OUTCOME, CLUSTER = EST["unit"], EST["time"], EST["outcome"], EST["cluster"]
-STATES = list(robustness.SINGLE_PILOT_STATES)  # sc_only_post, lc_only_post (adjust_single_pilots)
+STATES = list(staggered_did.SINGLE_PILOT_STATES)  # sc_only_post, lc_only_post (adjust_single_pilots)
 
 
 # ------------------------------------------------------------------------------------- the workflow's data
@@ -80,7 +82,7 @@ def staggered_data(panel: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The data and covariates of rule estimate_staggered's imputation call (adjust_single_pilots on)."""
     data = analyses.pilot_states(panel)
     covs = [*CONTROLS, *STATES]
-    fe_data, _ = robustness.complete_cases(data, [OUTCOME, *covs], unit=UNIT)
+    fe_data, _ = samples.complete_cases(data, [OUTCOME, *covs], unit=UNIT)
     return fe_data.reset_index(drop=True), covs
 
 
@@ -88,11 +90,11 @@ def pilot_order_data(panel: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[
     """The data and the two state lists of rule estimate_pilot_order's state imputations."""
     data = analyses.pilot_states(panel)
     data = pd.concat(
-        [data, robustness.order_indicators(data), robustness.first_pilot_year(data)], axis=1
+        [data, pilot_order.order_indicators(data), pilot_order.first_pilot_year(data)], axis=1
     )
-    present = [t for t in robustness.ORDER_TERMS.values() if data[t].any()]
-    complete, _ = robustness.complete_cases(data, [OUTCOME, *CONTROLS], unit=UNIT)
-    models = {"states": list(robustness.STATE_TERMS), "order": [*STATES, *present]}
+    present = [t for t in pilot_order.ORDER_TERMS.values() if data[t].any()]
+    complete, _ = samples.complete_cases(data, [OUTCOME, *CONTROLS], unit=UNIT)
+    models = {"states": list(pilot_order.STATE_TERMS), "order": [*STATES, *present]}
     return complete.reset_index(drop=True), models
 
 
@@ -201,7 +203,7 @@ def did2s_states(data: pd.DataFrame, states: list[str]) -> dict[str, object]:
 
 
 def own_states(data: pd.DataFrame, states: list[str]) -> dict[str, object]:
-    fit = robustness.state_imputation(
+    fit = pilot_order.state_imputation(
         data, states, CONTROLS, outcome=OUTCOME, unit=UNIT, time=TIME, cluster=CLUSTER
     )
     return {
@@ -334,9 +336,9 @@ def import_times(repeats: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "workflow" / "scripts")}
     stmts = {
         "python -c pass": "pass",
-        "import dualpilot.staggered": "import dualpilot.staggered",
-        "import dualpilot.staggered; from pyfixest import did2s": (
-            "import dualpilot.staggered; from pyfixest import did2s"
+        "import dualpilot.did.staggered": "import dualpilot.did.staggered",
+        "import dualpilot.did.staggered; from pyfixest import did2s": (
+            "import dualpilot.did.staggered; from pyfixest import did2s"
         ),
     }
     out = {}
@@ -354,16 +356,16 @@ def jobs_import_pyfixest(panel_path: Path) -> dict[str, bool]:
     """Whether the functions of rules estimate_staggered and estimate_pilot_order import pyfixest."""
     code = (
         "import sys, yaml\n"
-        "from dualpilot import robustness\n"
-        "from dualpilot.panel import read_panel\n"
+        "from dualpilot.analyses import pilot_order, staggered_did\n"
+        "from dualpilot.data.panel import read_panel\n"
         f"panel = read_panel({str(panel_path)!r})\n"
         f"c = yaml.safe_load(open({str(REPO / 'config' / 'config.yaml')!r}))\n"
         "if sys.argv[1] == 'estimate_staggered':\n"
         "    s = dict(c['robustness']['staggered']); use = s.pop('use_controls')\n"
-        "    robustness.staggered_estimates_with_vcov(panel, c['controls'] if use else (),\n"
+        "    staggered_did.staggered_estimates_with_vcov(panel, c['controls'] if use else (),\n"
         "        adjust_single_pilots=c['event_study']['adjust_single_pilots'], **s)\n"
         "else:\n"
-        "    robustness.two_treatment_design(panel, c['controls'])\n"
+        "    pilot_order.two_treatment_design(panel, c['controls'])\n"
         "print('pyfixest.did.did2s' in sys.modules or 'pyfixest.estimation' in sys.modules)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO / "workflow" / "scripts")}
