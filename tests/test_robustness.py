@@ -1,4 +1,4 @@
-"""Tests of dualpilot.analyses.robustness: the grid builder on hand cases, the two-treatment design on synthetic panels
+"""Tests of the robustness checks (dualpilot.analyses.{bacon,staggered_did,honest_sensitivity,pilot_order,policy_recoding,spec_grid}, dualpilot.render.robustness): the grid builder on hand cases, the two-treatment design on synthetic panels
 with planted effects and against an independent implementation, and the wiring of the Goodman-Bacon,
 staggered and HonestDiD pieces.
 
