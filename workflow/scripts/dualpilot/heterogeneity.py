@@ -36,28 +36,56 @@ For each dimension (`heterogeneity`):
 
 Randomness: draw d of comparison (dimension, a, b) uses only
 ``np.random.default_rng(np.random.SeedSequence([seed, 202, crc32(dimension), crc32(a), crc32(b), d]))``,
-so `bdiff_draws(..., draws=range(i, j))` computed in shards gathers to the same result. Draws are
-re-estimated on the fast FWL path of `dualpilot.mechanisms.TwfeDesign` (checked against
-`estimation.fit`); ``engine="fit"`` uses `estimation.fit` itself.
+so `bdiff_draws(..., draws=range(i, j))` computed in shards gathers to the same result.
+
+Computation of the draws (`_BdiffEngine`, vectorised over the draws like the placebo engine). A draw
+changes which cities form each group, so the fixed effects cannot be partialled out once for all draws as
+in `dualpilot.placebo`, where the sample is fixed. What stays fixed is each city's own contribution:
+
+- the city effect is a within-city demeaning, the same whichever other cities share the sample. Write
+  W = [year dummies (all T years), X, D, y] and W_c = its rows of city c demeaned within the city; the
+  regression of y on [year dummies, X, D] with city effects, on a group G of whole cities, has the normal
+  equations of the Gram matrix sum_{c in G} W_c'W_c (Frisch-Waugh-Lovell for the city effect: the
+  within-transformed columns span the same residuals);
+- so the per-city blocks S_c = W_c'W_c (m x m, m = T + k + 2) are computed once per comparison,
+  and a batch of draws gets the Gram matrices of all its groups from one product (draws x cities 0/1
+  membership) @ (cities x m^2);
+- per group, the year effect is the year dummies of the years present in the group except its first (the
+  base, as the per-draw fit's sorted year codes make it); absent years are left out exactly (their
+  demeaned column is 0). With A the Gram block of [year dummies, X], a_D, a_y its cross-products with D
+  and y, and L the Cholesky factor of A (batched, on A scaled to a unit diagonal), u = L^-1 a_D and
+  v = L^-1 a_y give the FWL coefficient b = (A_Dy - u'v) / (A_DD - u'u): the residual of D on the fixed
+  effects and controls has squared norm A_DD - u'u.
+
+The per-draw fit this replaces (`mechanisms.TwfeDesign`, kept as `bdiff_draws_reference`, the tests'
+oracle) drops singletons iteratively; a city with one row is dropped here too (its S_c is 0 anyway),
+and a group left with a year of one row gets its moments from its own rows after
+`fwl.singleton_mask`, the per-draw fit's exact sample. The same checks run in the same order (no row
+left, units nested in clusters, 2+ clusters, time effect not nested in the clusters, a column collinear
+with the fixed effects and preceding columns at 1e-10 of its own variation, residual degrees of freedom,
+variation left in D), and the first draw that fails raises its error. The gaps equal the per-draw fit's
+to 1e-10 (tested on the demo panel and on an unbalanced panel with singleton years).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from numpy.typing import NDArray
 
 from dualpilot import estimation as est
 from dualpilot import resampling, tables
 from dualpilot.errors import require_columns
 from dualpilot.estimation import EstimationError
-from dualpilot.mechanisms import Engine, TwfeDesign
+from dualpilot.fwl import COLLIN_TOL, FloatArray, factorize, group_sums, singleton_mask
+from dualpilot.mechanisms import TwfeDesign
 
 log = logging.getLogger(__name__)
 
@@ -493,28 +521,284 @@ def _pair_data(
     )
 
 
-def _gap_fast(data: _PairData, perm: np.ndarray, pair: tuple[str, str], spec: _Spec) -> tuple:
-    c = data.codes
-    out = []
-    for g in pair:
-        mask = perm[data.row_city] == g
-        design = TwfeDesign(
-            c[spec.unit][mask],
-            c[spec.time][mask],
-            c[spec.cluster][mask],
-            data.x[mask],
-            control_names=spec.controls,
+def _permutations(
+    data: _PairData,
+    dim: Dimension,
+    pair: tuple[str, str],
+    draws: Sequence[int],
+    seed: int,
+    strata: np.ndarray | None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(draw, permuted city labels) for every draw in the order given; draw d uses only
+    `resampling.draw_rng(seed, d, BDIFF_STREAM, dimension, *pair)`."""
+    for d in draws:
+        rng = resampling.draw_rng(seed, int(d), BDIFF_STREAM, dim.name, *pair)
+        yield int(d), permute_labels(data.city_labels, rng, strata)
+
+
+def _draw_error(dim: Dimension, pair: tuple[str, str], draw: int, err: str) -> EstimationError:
+    return EstimationError(
+        f"{comparison_label(dim.name, pair)}, permutation draw {draw}: {err} (a permuted group "
+        "without identifying variation; stratify_treated=True keeps each group's number of "
+        "treated cities)"
+    )
+
+
+@dataclass
+class _Totals:
+    """Sufficient statistics of B estimation samples (leading axis B): see `_CityMoments`."""
+
+    n: FloatArray  # rows
+    counts: FloatArray  # (B, T) rows per year
+    sums: FloatArray  # (B, k + 1) sums of the raw X and D
+    sumsq: FloatArray  # (B, k + 1) sums of squares of the raw X and D
+    cross: FloatArray  # (B, m * m) sum of the cities' within-city cross-products
+    non_nested: NDArray[np.bool_]  # (B,) a city with rows in two clusters
+    n_clusters: NDArray[np.int64]  # (B,)
+    time_nested: NDArray[np.bool_]  # (B,) every year present holds exactly one cluster
+
+    def put(self, i: int, other: _Totals) -> None:
+        """Replace sample `i` by the (single) sample of `other`."""
+        for name in self.__dataclass_fields__:
+            getattr(self, name)[i] = getattr(other, name)[0]
+
+
+@dataclass
+class _CityMoments:
+    """Per-city sufficient statistics of y ~ D + X | city + year on a set of rows.
+
+    C cities, T years (sorted codes of the whole comparison), k controls; W = [year dummies (T), X (k),
+    D, y] (m = T + k + 2 columns). A city with a single row is a singleton of the city effect and is
+    dropped, as `fwl.singleton_mask` drops it: all its entries are 0.
+    """
+
+    n: FloatArray  # (C,) rows
+    counts: FloatArray  # (C, T) rows per year
+    sums: FloatArray  # (C, k + 1)
+    sumsq: FloatArray  # (C, k + 1)
+    cross: FloatArray  # (C, m * m) W'W of the city's rows, W demeaned within the city
+    cluster: NDArray[np.int64]  # (C,) cluster of the city's first row (-1: no rows)
+    nested: NDArray[np.bool_]  # (C,) the city's rows lie in one cluster
+    n_cluster_codes: int
+
+    @classmethod
+    def of_rows(cls, engine: _BdiffEngine, rows: NDArray[np.bool_]) -> _CityMoments:
+        """The moments of the rows marked in the boolean mask `rows`."""
+        n_cities, n_years = engine.n_cities, engine.n_years
+        idx = np.flatnonzero(rows)
+        city = engine.row_city[idx]
+        idx = idx[np.bincount(city, minlength=n_cities)[city] >= 2]
+        idx = idx[np.argsort(engine.row_city[idx], kind="stable")]
+        city = engine.row_city[idx]
+        n = np.bincount(city, minlength=n_cities).astype(np.float64)
+        w = np.zeros((idx.size, engine.n_columns))
+        w[np.arange(idx.size), engine.row_year[idx]] = 1.0
+        w[:, n_years:] = engine.xdy[idx]
+        raw = w[:, n_years:-1]
+        counts = group_sums(w[:, :n_years], city, n_cities)
+        sums = group_sums(raw, city, n_cities)
+        sumsq = group_sums(raw * raw, city, n_cities)
+        w -= (group_sums(w, city, n_cities) / np.maximum(n, 1.0)[:, None])[city]
+        cross = np.zeros((n_cities, engine.n_columns**2))
+        bounds = np.searchsorted(city, np.arange(n_cities + 1))
+        for c in np.flatnonzero(n):
+            block = w[bounds[c] : bounds[c + 1]]
+            cross[c] = (block.T @ block).ravel()
+        clus = engine.row_cluster[idx]
+        cluster = np.full(n_cities, -1, dtype=np.int64)
+        cluster[city[::-1]] = clus[::-1]  # the first row of each city is written last
+        nested = np.ones(n_cities, dtype=bool)
+        nested[city[clus != cluster[city]]] = False
+        return cls(n, counts, sums, sumsq, cross, cluster, nested, engine.n_cluster_codes)
+
+    def total(self, members: NDArray[np.bool_]) -> _Totals:
+        """Sums over the cities marked in each row of `members` (B x C)."""
+        w = np.asarray(members, dtype=np.float64)
+        kept = self.n > 0
+        present = (self.counts > 0).astype(np.float64)
+        if self.nested[kept].all() and np.unique(self.cluster[kept]).size == kept.sum():
+            # every city is its own cluster (the study's case): count cities
+            n_clusters = np.rint(w @ kept).astype(np.int64)
+            per_year = w @ present
+        else:
+            q = np.zeros((self.n.size, self.n_cluster_codes))
+            q[np.flatnonzero(kept), self.cluster[kept]] = 1.0
+            n_clusters = ((w @ q) > 0).sum(axis=1)
+            per_year = np.column_stack(
+                [((w * present[:, t]) @ q > 0).sum(axis=1) for t in range(present.shape[1])]
+            )
+        counts = w @ self.counts
+        years = counts > 0
+        time_nested = years.any(axis=1) & np.where(years, np.rint(per_year) == 1, True).all(axis=1)
+        return _Totals(
+            n=w @ self.n,
+            counts=counts,
+            sums=w @ self.sums,
+            sumsq=w @ self.sumsq,
+            cross=w @ self.cross,
+            non_nested=(w @ (kept & ~self.nested)) > 0,
+            n_clusters=n_clusters,
+            time_nested=time_nested,
         )
-        out.append(float(design.regress(data.y[mask], data.d[mask], [spec.treatment]).coef[0]))
-    return out[0] - out[1], out[0], out[1]
 
 
-def _gap_fit(data: _PairData, perm: np.ndarray, pair: tuple[str, str], spec: _Spec) -> tuple:
-    out = []
-    for g in pair:
-        sub = data.frame.loc[perm[data.row_city] == g]
-        out.append(float(spec.fit(sub).coef[spec.treatment]))
-    return out[0] - out[1], out[0], out[1]
+class _BdiffEngine:
+    """The coefficient of D in the permuted groups of one comparison, many draws at once.
+
+    See the module docstring for the algebra: per-city cross-products summed over a group's cities by
+    one matrix product per batch of draws, then a batched Cholesky factorisation. The conventions and
+    checks are those of `mechanisms.TwfeDesign` (which `bdiff_draws_reference` refits per draw):
+    singletons dropped iteratively, the base year the group's first, collinearity at 1e-10 of a
+    column's own variation, the same checks in the same order.
+    """
+
+    CHUNK = 256
+    """Draws per batch (the Gram matrices of a batch take CHUNK x m^2 floats per group)."""
+
+    def __init__(self, data: _PairData, spec: _Spec) -> None:
+        self.n_cities = int(data.cities.size)
+        self.row_city = np.asarray(data.row_city, dtype=np.int64)
+        self.row_unit = np.asarray(data.codes[spec.unit], dtype=np.int64)
+        self.row_cluster = np.asarray(data.codes[spec.cluster], dtype=np.int64)
+        self.n_cluster_codes = int(self.row_cluster.max()) + 1 if self.row_cluster.size else 0
+        self.row_year, years = factorize(data.frame[spec.time].to_numpy(), spec.time)
+        self.n_years = len(years)
+        self.n_controls = data.x.shape[1]
+        self.n_columns = self.n_years + self.n_controls + 2
+        self.xdy = np.column_stack([data.x, data.d, data.y])
+        self.treatment = spec.treatment
+        self.control_names = [str(c) for c in spec.controls]
+        self.moments = _CityMoments.of_rows(self, np.ones(self.row_city.size, dtype=bool))
+
+    def coefficients(self, members: NDArray[np.bool_]) -> tuple[FloatArray, list[str | None]]:
+        """The coefficient of D on the cities marked in each row of `members` (B x C), and for each
+        sample None or the message of the error the per-draw fit raises there."""
+        total = self.moments.total(members)
+        # A singleton year left after the singleton cities are dropped: that sample's own rows,
+        # dropped iteratively as the per-draw fit does.
+        for i in np.flatnonzero((total.counts == 1).any(axis=1)):
+            rows = members[i][self.row_city]
+            kept = singleton_mask(self.row_unit[rows], self.row_year[rows])
+            keep = np.zeros(rows.size, dtype=bool)
+            keep[np.flatnonzero(rows)[kept]] = True
+            total.put(i, _CityMoments.of_rows(self, keep).total(np.ones((1, self.n_cities), bool)))
+        return self._solve(total)
+
+    def _solve(self, t: _Totals) -> tuple[FloatArray, list[str | None]]:
+        n_samples, n_years, k = t.n.size, self.n_years, self.n_controls
+        p = n_years + k  # columns of [year dummies, X]; D is column p, y column p + 1
+        cross = t.cross.reshape(n_samples, p + 2, p + 2)
+        errors: list[str | None] = [None] * n_samples
+
+        def flag(mask: NDArray[np.bool_], message: Callable[[int], str]) -> None:
+            for i in np.flatnonzero(mask):
+                if errors[i] is None:
+                    errors[i] = message(int(i))
+
+        present = t.counts > 0
+        n_periods = present.sum(axis=1)
+        base = np.argmax(present, axis=1)
+        keep = np.ones((n_samples, p), dtype=bool)
+        keep[:, :n_years] = present
+        keep[np.arange(n_samples), base] = False
+        flag(t.n == 0, lambda i: "no observation left after dropping singletons")
+        flag(t.non_nested, lambda i: "the fast path needs units nested in clusters")
+        flag(t.n_clusters < 2, lambda i: f"CRV1 needs at least 2 clusters, got {t.n_clusters[i]}")
+        flag(
+            t.time_nested,
+            lambda i: (
+                "the time effect is nested in the clusters (fixest would count it differently in K)"
+            ),
+        )
+        n = np.maximum(t.n, 1.0)
+        ref = np.empty((n_samples, p + 1))  # variation of each raw column around its mean
+        ref[:, :n_years] = t.counts - t.counts**2 / n[:, None]
+        ref[:, n_years:] = t.sumsq - t.sums**2 / n[:, None]
+        diag = np.diagonal(cross, axis1=1, axis2=2)[:, : p + 1]
+
+        def names(i: int, columns: NDArray[np.bool_]) -> str:
+            # the per-draw fit numbers the group's years after its first: "time dummy 1", ...
+            labels = [f"time dummy {j}" for j in range(1, int(n_periods[i]))] + self.control_names
+            return ", ".join(np.asarray(labels, dtype=object)[columns[keep[i]]])
+
+        absorbed = keep & (diag[:, :p] <= COLLIN_TOL * ref[:, :p])
+        flag(
+            absorbed.any(axis=1),
+            lambda i: (
+                "collinear with the unit fixed effects (constant within every unit): "
+                + names(i, absorbed[i])
+            ),
+        )
+        # [year dummies, X] block scaled to a unit diagonal; dropped years decoupled (identity)
+        scale = np.where(keep & (diag[:, :p] > 0), np.sqrt(np.where(keep, diag[:, :p], 1.0)), 1.0)
+        gram = cross[:, :p, :p] / (scale[:, :, None] * scale[:, None, :])
+        gram *= keep[:, :, None] & keep[:, None, :]
+        gram[:, np.arange(p), np.arange(p)] += ~keep
+        rhs = cross[:, :p, p:] / scale[:, :, None]  # columns D and y
+        rhs *= keep[:, :, None]
+        eye = np.eye(p)
+        gram[np.array([e is not None for e in errors], dtype=bool)] = eye
+        try:
+            chol = np.linalg.cholesky(gram)
+        except np.linalg.LinAlgError:
+            chol = np.empty_like(gram)
+            for i in range(n_samples):
+                try:
+                    chol[i] = np.linalg.cholesky(gram[i])
+                except np.linalg.LinAlgError:
+                    chol[i] = eye
+                    flag(
+                        np.arange(n_samples) == i,
+                        lambda i: (
+                            "the fixed effects and controls are collinear (singular design "
+                            "after within-unit demeaning): the panel may be disconnected or a control "
+                            "may be a combination of fixed effects and other controls"
+                        ),
+                    )
+        left_f = np.diagonal(chol, axis1=1, axis2=2) ** 2 * np.where(keep, diag[:, :p], 0.0)
+        bad = keep & (left_f < COLLIN_TOL * ref[:, :p])
+        flag(
+            bad.any(axis=1),
+            lambda i: (
+                "collinear with the fixed effects and preceding controls (residual variance "
+                f"below {COLLIN_TOL:g} of the variable's own): " + names(i, bad[i])
+            ),
+        )
+        df_k = 1 + k + n_periods
+        flag(
+            t.n <= df_k,
+            lambda i: f"no residual degrees of freedom: N={int(t.n[i])}, K={int(df_k[i])}",
+        )
+        u = np.linalg.solve(chol, rhs)  # L^-1 [a_D, a_y]
+        left = cross[:, p, p] - np.einsum("bj,bj->b", u[:, :, 0], u[:, :, 0])
+        flag(
+            ~(left > COLLIN_TOL * ref[:, p]),
+            lambda i: (
+                f"{self.treatment!r} has no variation left after the fixed effects, "
+                "controls and preceding terms"
+            ),
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            coef = (cross[:, p, p + 1] - np.einsum("bj,bj->b", u[:, :, 0], u[:, :, 1])) / left
+        return coef, errors
+
+
+def _bdiff_setup(
+    panel: pd.DataFrame,
+    dimension: str | Dimension,
+    pair: tuple[str, str] | None,
+    groups: pd.DataFrame | None,
+    dimensions: Mapping[str, Dimension] | None,
+    spec: _Spec,
+    before: int,
+) -> tuple[Dimension, tuple[str, str], _PairData]:
+    dim = _dimension(dimension, dimensions)
+    pair = _resolve_pair(dim, pair)
+    if groups is None:
+        groups = baseline_groups(
+            panel, {dim.name: dim}, before=before, unit=spec.unit, time=spec.time
+        )
+    return dim, pair, _pair_data(panel, groups, dim, pair, spec)
 
 
 def bdiff_draws(
@@ -535,45 +819,104 @@ def bdiff_draws(
     cluster: str = "city_code",
     treatment_year: str = "dual_year",
     stratify_treated: bool = False,
-    engine: Engine = "fast",
 ) -> pd.DataFrame:
     """Permutation draws of the gap b_a - b_b between two groups of `dimension`.
 
     Draw d permutes the labels of the pair's cities with
     `resampling.draw_rng(seed, d, BDIFF_STREAM, dimension, *pair)` only (each city keeps one label for
-    all its years; group sizes are kept) and re-estimates the model in both permuted groups. `groups` defaults to `baseline_groups(panel, dimensions, before=before)`;
-    `pair` may be omitted for a two-group dimension. Returns columns draw, gap, estimate_a, estimate_b.
+    all its years; group sizes are kept) and re-estimates the model in both permuted groups, all draws
+    of a batch at once (`_BdiffEngine`; the per-draw refit it replaces, `bdiff_draws_reference`, gives
+    the same gaps to 1e-10, tested). `groups` defaults to `baseline_groups(panel, dimensions,
+    before=before)`; `pair` may be omitted for a two-group dimension. Returns columns draw, gap,
+    estimate_a, estimate_b.
 
     A draw that leaves a group without identifying variation (e.g. no treated city) raises
     EstimationError: bdiff would silently use a zero coefficient there. `stratify_treated=True`
     permutes separately among ever-treated cities (finite `treatment_year`) and the others, so each
     group keeps its number of treated cities (a conditional permutation test; not bdiff's default).
     """
-    dim = _dimension(dimension, dimensions)
-    pair = _resolve_pair(dim, pair)
-    if engine not in ("fast", "fit"):
-        raise ValueError(f"engine must be 'fast' or 'fit', not {engine!r}")
-    if groups is None:
-        groups = baseline_groups(panel, {dim.name: dim}, before=before, unit=unit, time=time)
     spec = _Spec(outcome, treatment, tuple(controls), unit, time, cluster, treatment_year)
-    data = _pair_data(panel, groups, dim, pair, spec)
-    gap = _gap_fast if engine == "fast" else _gap_fit
+    dim, pair, data = _bdiff_setup(panel, dimension, pair, groups, dimensions, spec, before)
+    engine = _BdiffEngine(data, spec)
     strata = data.city_treated if stratify_treated else None
+    draws = [int(d) for d in draws]
+    labels = np.empty((len(draws), data.cities.size), dtype=data.city_labels.dtype)
+    for i, (_, perm) in enumerate(_permutations(data, dim, pair, draws, seed, strata)):
+        labels[i] = perm
+    estimates = np.empty((len(draws), 2))
+    for start in range(0, len(draws), engine.CHUNK):
+        block = labels[start : start + engine.CHUNK]
+        results = [engine.coefficients(block == g) for g in pair]
+        for i in range(block.shape[0]):
+            for _, errors in results:
+                if errors[i] is not None:
+                    raise _draw_error(dim, pair, draws[start + i], errors[i])
+        estimates[start : start + block.shape[0]] = np.column_stack([c for c, _ in results])
+    out = pd.DataFrame(
+        {
+            "draw": np.asarray(draws, dtype="int64"),
+            "gap": estimates[:, 0] - estimates[:, 1],
+            "estimate_a": estimates[:, 0],
+            "estimate_b": estimates[:, 1],
+        }
+    )
+    return out
+
+
+def bdiff_draws_reference(
+    panel: pd.DataFrame,
+    dimension: str | Dimension,
+    draws: range | Sequence[int],
+    seed: int,
+    *,
+    refit: Literal["twfe", "fit"] = "twfe",
+    pair: tuple[str, str] | None = None,
+    groups: pd.DataFrame | None = None,
+    dimensions: Mapping[str, Dimension] | None = None,
+    controls: Sequence[str] = (),
+    outcome: str = "lq",
+    treatment: str = "dual_post",
+    before: int = DEFAULT_BEFORE,
+    unit: str = "city_code",
+    time: str = "year",
+    cluster: str = "city_code",
+    treatment_year: str = "dual_year",
+    stratify_treated: bool = False,
+) -> pd.DataFrame:
+    """The test oracle and benchmark peer of `bdiff_draws` (tests/test_heterogeneity.py,
+    bench/bdiff_engine.py); the workflow never calls it.
+
+    The same draws (same permuted labels), each group refitted on its own: `refit="twfe"` builds a
+    `mechanisms.TwfeDesign` per group and draw (what `bdiff_draws` did before it was vectorised),
+    `refit="fit"` calls `estimation.fit` (pyfixest). Same arguments and output as `bdiff_draws`.
+    """
+    if refit not in ("twfe", "fit"):
+        raise ValueError(f"refit must be 'twfe' or 'fit', not {refit!r}")
+    spec = _Spec(outcome, treatment, tuple(controls), unit, time, cluster, treatment_year)
+    dim, pair, data = _bdiff_setup(panel, dimension, pair, groups, dimensions, spec, before)
+    strata = data.city_treated if stratify_treated else None
+    c = data.codes
     rows = []
-    for d in draws:
-        perm = permute_labels(
-            data.city_labels,
-            resampling.draw_rng(seed, int(d), BDIFF_STREAM, dim.name, *pair),
-            strata,
-        )
-        try:
-            rows.append((int(d), *gap(data, perm, pair, spec)))
-        except EstimationError as err:
-            raise EstimationError(
-                f"{comparison_label(dim.name, pair)}, permutation draw {d}: {err} (a permuted group "
-                "without identifying variation; stratify_treated=True keeps each group's number of "
-                "treated cities)"
-            ) from err
+    for d, perm in _permutations(data, dim, pair, [int(d) for d in draws], seed, strata):
+        est_ab = []
+        for g in pair:
+            mask = perm[data.row_city] == g
+            try:
+                if refit == "fit":
+                    b = spec.fit(data.frame.loc[mask]).coef[spec.treatment]
+                else:
+                    design = TwfeDesign(
+                        c[spec.unit][mask],
+                        c[spec.time][mask],
+                        c[spec.cluster][mask],
+                        data.x[mask],
+                        control_names=spec.controls,
+                    )
+                    b = design.regress(data.y[mask], data.d[mask], [spec.treatment]).coef[0]
+            except EstimationError as err:
+                raise _draw_error(dim, pair, d, str(err)) from err
+            est_ab.append(float(b))
+        rows.append((d, est_ab[0] - est_ab[1], *est_ab))
     out = pd.DataFrame(rows, columns=["draw", "gap", "estimate_a", "estimate_b"])
     out["draw"] = out["draw"].astype("int64")
     return out
@@ -676,7 +1019,6 @@ def heterogeneity(
     cluster: str = "city_code",
     treatment_year: str = "dual_year",
     stratify_treated: bool = False,
-    engine: Engine = "fast",
 ) -> pd.DataFrame:
     """The heterogeneity analysis as one tidy frame (results/estimates/heterogeneity.csv).
 
@@ -719,7 +1061,6 @@ def heterogeneity(
                     cluster=cluster,
                     treatment_year=treatment_year,
                     stratify_treated=stratify_treated,
-                    engine=engine,
                 )
             frames.append(
                 bdiff_rows(
