@@ -124,9 +124,12 @@ _bench_run = run
 
 
 def run(main, namespace):  # noqa: F811
+    # imported here: the hook must not rely on what runner.py imports (it stopped importing os)
     import atexit
     import json as _json
+    import os as _os
     import resource as _resource
+    from pathlib import Path as _Path
 
     smk = namespace.get("snakemake")
 
@@ -139,7 +142,7 @@ def run(main, namespace):  # noqa: F811
             "cpu_s": use.ru_utime + use.ru_stime + kids.ru_utime + kids.ru_stime,
             "peak_rss_mb": max(use.ru_maxrss, kids.ru_maxrss) / 1024,
         }
-        out = Path("benchmarks/_jobs") / f"{smk.rule}.{os.getpid()}.json"
+        out = _Path("benchmarks/_jobs") / f"{smk.rule}.{_os.getpid()}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(_json.dumps(record))
 
@@ -672,7 +675,8 @@ def compare_table(before: list[Run], after: list[Run]) -> pd.DataFrame:
     cols = ["jobs", "wall_s", "cpu_s", "startup_total_s"]
 
     def mean(runs: list[Run]) -> pd.DataFrame:
-        frames = [r.table.set_index("rule").reindex(columns=cols) for r in runs]
+        # as floats: a rule that no hook record covers leaves cpu_s of object dtype after the join
+        frames = [r.table.set_index("rule").reindex(columns=cols).astype("float64") for r in runs]
         return pd.concat(frames).groupby(level=0).mean()
 
     b, a = mean(before), mean(after)

@@ -1,16 +1,22 @@
 """bench/full_rebuild.py --compare: the argument checks and the materialisation of both trees, by its
---dry-run (each tree copied and instrumented, then `snakemake -n`). Nothing is timed here: benchmarks are
-never tests (docs/performance.md)."""
+--dry-run (each tree copied and instrumented, then `snakemake -n`), the runner hook on one job, and the
+side-by-side table on made-up runs. Nothing is timed here: benchmarks are never tests
+(docs/performance.md)."""
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from workflow_helpers import REPO
+from workflow_helpers import REPO, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -50,6 +56,54 @@ def test_compare_dry_run_materialises_both_trees(tmp_path: Path) -> None:
         assert "rule bench_env_probe:" in (copy / "Snakefile").read_text(encoding="utf-8")
     after_config = (keep / "after" / "config" / "config.yaml").read_bytes()
     assert after_config == (REPO / "config" / "config.yaml").read_bytes()
+    # the runner hook of the copy records a job's CPU (one cheap job, run for real)
+    proc = snakemake(
+        keep / "after",
+        "--cores",
+        "1",
+        "results/config_used.yaml",
+        "--configfile",
+        "bench_overlay.yaml",
+    )
+    records = list((keep / "after" / "benchmarks" / "_jobs").glob("save_config.*.json"))
+    assert len(records) == 1 and json.loads(records[0].read_text())["cpu_s"] > 0
+
+
+def _fake_run(bench, label: str, cpu: list[float | None], wall: float):
+    """A Run of two rules; the second rule without a hook record (cpu None: object dtype, as the outer
+    join of rule_table leaves it)."""
+    table = pd.DataFrame(
+        {
+            "rule": ["a", "b"],
+            "jobs": [1, 2],
+            "wall_s": [wall, 2.0],
+            "cpu_s": pd.Series(cpu, dtype=object),
+            "startup_total_s": [1.0, 2.0],
+        }
+    )
+    timing = bench.Timed(wall=wall, cpu=2 * wall, main_cpu=1.0, returncode=0)
+    return bench.Run(label, Path("."), timing, None, table, 3, 0, 0.0, None, "{}")
+
+
+def test_compare_table_side_by_side_with_differences(capsys) -> None:
+    spec = importlib.util.spec_from_file_location("bench_full_rebuild", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    before = [_fake_run(bench, f"before#{i}", [4.0, None], 10.0 + i) for i in (1, 2)]
+    after = [_fake_run(bench, f"after#{i}", [3.0, None], 6.0 + i) for i in (1, 2)]
+    table = bench.compare_table(before, after).set_index("rule")
+    assert table.loc["a", "wall_s_before"] == 11.5 and table.loc["a", "wall_s_after"] == 7.5
+    assert table.loc["a", "wall_s_diff"] == -4.0 and table.loc["a", "cpu_s_diff"] == -1.0
+    assert np.isnan(table.loc["b", "cpu_s_before"])
+    text = bench.format_compare(bench.compare_table(before, after))
+    total = text.splitlines()[-1].split()
+    assert total[:3] == ["total", "(2", "rules)"] and total[5:8] == ["13.5", "9.5", "-4.0"]
+    bench.print_compare(before, after, ("ref", "checkout"), argparse.Namespace(cores=2))
+    out = capsys.readouterr().out
+    order = [line.split()[0] for line in out.splitlines() if "build" in line and "#" in line]
+    assert order == ["before#1", "after#1", "before#2", "after#2"]
+    assert "build wall                 before    11.5 s   after     7.5 s   diff    -4.0 s" in out
 
 
 def test_compare_arguments_are_checked() -> None:
