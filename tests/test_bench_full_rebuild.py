@@ -57,7 +57,7 @@ def test_compare_dry_run_materialises_both_trees(tmp_path: Path) -> None:
     after_config = (keep / "after" / "config" / "config.yaml").read_bytes()
     assert after_config == (REPO / "config" / "config.yaml").read_bytes()
     # the runner hook of the copy records a job's CPU (one cheap job, run for real)
-    proc = snakemake(
+    snakemake(
         keep / "after",
         "--cores",
         "1",
