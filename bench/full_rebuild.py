@@ -3,6 +3,8 @@
     python bench/full_rebuild.py                     # 2 cores, 1000 placebo draws per kind, + report
     python bench/full_rebuild.py -- --configfile /abs/path/overlay.yaml       # a proposed config
     python bench/full_rebuild.py --package /tmp/patched                       # a patched dualpilot/
+    python bench/full_rebuild.py --compare main~3 --repeat 2   # git ref's tree vs this checkout, alternating
+    python bench/full_rebuild.py --compare main~3 --dry-run    # both trees prepared, `snakemake -n` in each
 
 What it does:
 
@@ -25,6 +27,14 @@ What it does:
    (measured after the build in fresh interpreters), the totals, the target verdict, the load average
    before and after and the probe.
 
+With `--compare REF` the script does all this for two trees in the same invocation: REF's (`git archive
+REF`, extracted into the temporary directory: "before") and this checkout's working tree ("after"), built
+alternately (before, after, and with `--repeat N` N times each, alternating), each build from its own fresh
+copy. It prints every build's totals in the order they ran, then per rule the mean jobs, wall and CPU
+seconds (and startup CPU) of both trees side by side with the differences, and the mean build wall and
+CPU of both with the difference. `--dry-run` (with or without `--compare`) prepares the tree(s) as for a
+timed run and runs `snakemake -n` in each instead.
+
 Snakemake's benchmark files sample RSS (and CPU) every 0.5 s, then every 30 s after 15 s: use the
 exact `cpu s` and `peak RSS MB` columns. On a shared machine wall times grow with the load; CPU times
 do not (much), and CPU / cores is the wall time of an idle machine at best.
@@ -42,6 +52,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
@@ -85,7 +96,10 @@ from threadpoolctl import threadpool_info  # noqa: E402
 
 at_import = [{{k: d.get(k) for k in ("internal_api", "num_threads")}} for d in threadpool_info()]
 
-from dualpilot.workflow.runner import run  # noqa: E402
+try:  # the package by role (dualpilot/workflow/runner.py), or a tree from before it (--compare)
+    from dualpilot.workflow.runner import run  # noqa: E402
+except ModuleNotFoundError:
+    from dualpilot.runner import run  # noqa: E402
 
 
 def main(inputs, outputs, params):
@@ -113,9 +127,12 @@ _bench_run = run
 
 
 def run(main, namespace):  # noqa: F811
+    # imported here: the hook must not rely on what runner.py imports (it stopped importing os)
     import atexit
     import json as _json
+    import os as _os
     import resource as _resource
+    from pathlib import Path as _Path
 
     smk = namespace.get("snakemake")
 
@@ -128,7 +145,7 @@ def run(main, namespace):  # noqa: F811
             "cpu_s": use.ru_utime + use.ru_stime + kids.ru_utime + kids.ru_stime,
             "peak_rss_mb": max(use.ru_maxrss, kids.ru_maxrss) / 1024,
         }
-        out = Path("benchmarks/_jobs") / f"{smk.rule}.{os.getpid()}.json"
+        out = _Path("benchmarks/_jobs") / f"{smk.rule}.{_os.getpid()}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(_json.dumps(record))
 
@@ -149,11 +166,12 @@ class Timed:
     returncode: int
 
 
-def copy_sources(dest: Path) -> None:
-    """Copy the workflow's sources into `dest` (which must not hold a previous run)."""
+def copy_sources(dest: Path, tree: Path = REPO) -> None:
+    """Copy the workflow's sources of `tree` (default: this checkout) into `dest` (which must not hold a
+    previous run)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in SOURCES:
-        src = REPO / name
+        src = tree / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.exists():
@@ -205,7 +223,12 @@ def instrument(path: Path) -> list[str]:
 def add_runner_hook(workdir: Path) -> None:
     """Wrap `dualpilot.workflow.runner.run` in the copy so that every job writes benchmarks/_jobs/<rule>.<pid>.json
     with its exact CPU time (getrusage at exit: all threads and children) and peak RSS."""
-    with open(workdir / "workflow/scripts/dualpilot/workflow/runner.py", "a", encoding="utf-8") as fh:
+    package = workdir / "workflow/scripts/dualpilot"
+    runners = [package / "runner.py"] if (package / "runner.py").exists() else []
+    runners = runners or sorted(package.rglob("runner.py"))  # the package may have sub-packages
+    if len(runners) != 1:
+        raise SystemExit(f"{package}: need exactly one runner.py to hook, found {runners}")
+    with open(runners[0], "a", encoding="utf-8") as fh:
         fh.write(RUNNER_HOOK)
 
 
@@ -436,21 +459,84 @@ def parse_args() -> tuple[argparse.Namespace, list[str], argparse.ArgumentParser
         metavar="DIR",
         help="replace the copy's dualpilot/ by DIR/dualpilot (measure a proposed library change)",
     )
+    ap.add_argument(
+        "--compare",
+        metavar="REF",
+        help="also rebuild the tree of git REF (`git archive REF`; e.g. main~3) and compare it with "
+        "this checkout's (working tree) in the same run: before = REF, after = this checkout",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --compare: N builds of each tree, alternating before, after, before, ...",
+    )
+    ap.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="materialise the tree(s) and instrument them, run `snakemake -n` in each; no timing",
+    )
     ap.add_argument("--keep", metavar="DIR", help="run in DIR (must not exist) and keep it")
     ap.add_argument("--csv", metavar="PATH", help="also write the per-rule table as CSV")
     ap.add_argument("--target", type=float, default=90.0, help="wall-clock target of the build (s)")
-    return ap.parse_args(argv), extra, ap
+    args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    if args.repeat > 1 and not args.compare:
+        ap.error("--repeat needs --compare")
+    if args.compare and args.package:
+        ap.error("--compare and --package exclude each other (compare two trees, or patch one)")
+    return args, extra, ap
 
 
-def main() -> None:
-    args, extra, ap = parse_args()
-    if args.keep:
-        workdir = Path(args.keep).resolve()
-        if workdir.exists():
-            ap.error(f"--keep {workdir} exists; give a new directory")
-    else:
-        workdir = Path(tempfile.mkdtemp(prefix="dualpilot-rebuild-"))
-    copy_sources(workdir)
+def git(*args: str) -> str:
+    """Output of `git -C <checkout> args` (stripped); raises SystemExit naming the command on failure."""
+    proc = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def materialise(ref: str, dest: Path) -> str:
+    """Extract the tree of git `ref` into `dest` (`git archive`); returns the commit's short hash."""
+    commit = git("rev-parse", "--verify", "--short", f"{ref}^{{commit}}")
+    dest.mkdir(parents=True)
+    archive = dest.parent / f"{dest.name}.tar"
+    git("archive", "--format=tar", "-o", str(archive), commit)
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
+    archive.unlink()
+    return commit
+
+
+def checkout_label() -> str:
+    """This checkout: HEAD's short hash and whether the working tree has changes under SOURCES."""
+    head = git("rev-parse", "--short", "HEAD")
+    dirty = git("status", "--porcelain", "--", *SOURCES)
+    return f"{head} (working tree{', with uncommitted changes' if dirty else ''})"
+
+
+@dataclass
+class Run:
+    """One build of one tree: its timings and per-rule table."""
+
+    label: str
+    workdir: Path
+    build: Timed
+    report: Timed | None
+    table: pd.DataFrame
+    n_jobs: int
+    n_aggregate: int
+    all_jobs_cpu: float
+    startup: pd.DataFrame | None
+    config: str
+    """The placebo, heterogeneity and mechanisms settings in effect (`config_used`)."""
+
+
+def prepare(workdir: Path, tree: Path, args: argparse.Namespace) -> set[str]:
+    """A fresh instrumented copy of `tree`'s workflow in `workdir`; returns the rules instrumented."""
+    copy_sources(workdir, tree)
     if args.package:
         package = workdir / "workflow/scripts/dualpilot"
         shutil.rmtree(package)
@@ -470,38 +556,42 @@ def main() -> None:
     (workdir / "bench_overlay.yaml").write_text(
         f"placebo:\n  draws: {args.draws}\n", encoding="utf-8"
     )
-    config = ["--configfile", "bench_overlay.yaml"]
-    smk = [sys.executable, "-m", "snakemake"]
+    return instrumented
 
-    import snakemake
 
-    print(
-        f"workflow copy: {workdir}" + (f" (dualpilot/ from {args.package})" if args.package else "")
-    )
-    print(
-        f"python {platform.python_version()}, snakemake {snakemake.__version__}, "
-        f"cpu_count {os.cpu_count()}, cores {args.cores}"
-    )
-    print(f"caller's environment: { {v: os.environ.get(v, 'unset') for v in THREAD_VARS} }")
-    print(f"load average (1, 5, 15 min) at start: {load()}")
+CONFIG_ARGS = ["--configfile", "bench_overlay.yaml"]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def build_once(
+    label: str, workdir: Path, tree: Path, args: argparse.Namespace, extra: list[str]
+) -> Run:
+    """Copy, instrument, build (and report) `tree` in `workdir`; read the per-rule table."""
+    instrumented = prepare(workdir, tree, args)
     build = timed(
-        [*smk, "--cores", str(args.cores), "all", PROBE_OUTPUT, *config, *extra],
+        [*SNAKEMAKE, "--cores", str(args.cores), "all", PROBE_OUTPUT, *CONFIG_ARGS, *extra],
         workdir,
         workdir / "build.log",
     )
-    print(f"load average at the end of the build: {load()}")
     if build.returncode:
-        sys.exit(f"snakemake failed ({build.returncode}); see {workdir / 'build.log'}")
+        sys.exit(f"{label}: snakemake failed ({build.returncode}); see {workdir / 'build.log'}")
     report = None
     if not args.no_report:
         report = timed(
-            [*smk, "--cores", str(args.cores), "--report", "report.html", *config, *extra],
+            [
+                *SNAKEMAKE,
+                "--cores",
+                str(args.cores),
+                "--report",
+                "report.html",
+                *CONFIG_ARGS,
+                *extra,
+            ],
             workdir,
             workdir / "report.log",
         )
         if report.returncode:
-            sys.exit(f"snakemake --report failed; see {workdir / 'report.log'}")
-
+            sys.exit(f"{label}: snakemake --report failed; see {workdir / 'report.log'}")
     log_text = (workdir / "build.log").read_text(encoding="utf-8")
     n_jobs = len(re.findall(r"^(?:local)?rule \w+:$", log_text, flags=re.M))
     tsv = read_benchmarks(workdir, benchmark_rules(log_text))
@@ -511,8 +601,23 @@ def main() -> None:
     rules = sorted(set(tsv["rule"]) | set(records["rule"]))
     startup = startup_costs(workdir, rules, args.startup_repeats) if args.startup_repeats else None
     table = rule_table(tsv, records, instrumented, startup)
+    n_aggregate = n_jobs - 1 - len(tsv)
+    config = config_used(workdir)
+    return Run(
+        label, workdir, build, report, table, n_jobs, n_aggregate, all_jobs_cpu, startup, config
+    )
 
-    print(f"\nconfig in effect: {config_used(workdir)}")
+
+def print_single(run: Run, args: argparse.Namespace, extra: list[str]) -> None:
+    """The report of one build (the script's output without --compare)."""
+    workdir, build, report, table, startup = (
+        run.workdir,
+        run.build,
+        run.report,
+        run.table,
+        run.startup,
+    )
+    print(f"\nconfig in effect: {run.config}")
     print(f"extra snakemake arguments: {extra or 'none'}\n")
     print(format_table(table))
     notes = [
@@ -526,14 +631,13 @@ def main() -> None:
             f"imports, then exits (best of {args.startup_repeats}; without the script's imports: "
             f"{floor:.2f} s)"
         )
-    if instrumented:
+    if table["benchmark_added"].any():
         notes.append(
             "* benchmark directive added by this script (the rule has none in the workflow)"
         )
     print("\n".join(notes))
-    n_aggregate = n_jobs - 1 - len(tsv)
     print(
-        f"\nbuild: {build.wall:.1f} s wall on {args.cores} cores, {n_jobs} jobs ({n_aggregate} "
+        f"\nbuild: {build.wall:.1f} s wall on {args.cores} cores, {run.n_jobs} jobs ({run.n_aggregate} "
         f"aggregate target(s), 1 probe); CPU of every process (Snakemake included) {build.cpu:.1f} s "
         f"-> at least {build.cpu / args.cores:.1f} s on {args.cores} idle cores"
     )
@@ -541,7 +645,7 @@ def main() -> None:
         f"jobs: wall summed {table['wall_s'].sum():.1f} s (mean concurrency "
         f"{table['wall_s'].sum() / build.wall:.2f}), CPU {table['cpu_s'].sum():.1f} s; Snakemake's "
         f"main process {build.main_cpu:.1f} s CPU, its other children (not jobs) "
-        f"{build.cpu - build.main_cpu - all_jobs_cpu:.1f} s"
+        f"{build.cpu - build.main_cpu - run.all_jobs_cpu:.1f} s"
         + (
             f"; starting, importing and exiting the jobs' interpreters "
             f"{table['startup_total_s'].sum():.1f} s CPU ({table['startup_total_s'].sum() / build.cpu:.0%}"
@@ -565,11 +669,198 @@ def main() -> None:
     print("\nenvironment probe (inside a job):")
     for key, value in probe.items():
         print(f"  {key}: {value}")
+
+
+def compare_table(before: list[Run], after: list[Run]) -> pd.DataFrame:
+    """Per rule, the mean over the runs of each tree of jobs, wall s (summed over jobs), CPU s and
+    startup s; the after - before differences; sorted by the larger wall time. A rule missing from a
+    tree shows NaN there."""
+    cols = ["jobs", "wall_s", "cpu_s", "startup_total_s"]
+
+    def mean(runs: list[Run]) -> pd.DataFrame:
+        # as floats: a rule that no hook record covers leaves cpu_s of object dtype after the join
+        frames = [r.table.set_index("rule").reindex(columns=cols).astype("float64") for r in runs]
+        return pd.concat(frames).groupby(level=0).mean()
+
+    b, a = mean(before), mean(after)
+    table = b.add_suffix("_before").join(a.add_suffix("_after"), how="outer")
+    for c in cols[1:]:
+        table[f"{c}_diff"] = table[f"{c}_after"] - table[f"{c}_before"]
+    order = table[["wall_s_before", "wall_s_after"]].max(axis=1).sort_values(ascending=False)
+    return table.loc[order.index].rename_axis("rule").reset_index()
+
+
+def format_compare(table: pd.DataFrame) -> str:
+    """The side-by-side table as text, with a total line."""
+    has_startup = table["startup_total_s_before"].notna().any()
+    head = (
+        f"{'rule':<34}{'jobs b':>7}{'jobs a':>7}{'wall b':>8}{'wall a':>8}{'diff':>8}"
+        f"{'cpu b':>8}{'cpu a':>8}{'diff':>8}"
+        + (f"{'start b':>9}{'start a':>9}{'diff':>8}" if has_startup else "")
+    )
+    lines = [head, "-" * len(head)]
+
+    def fmt(x: float, width: int, digits: int = 1, sign: bool = False) -> str:
+        if pd.isna(x):
+            return f"{'-':>{width}}"
+        return f"{x:>+{width}.{digits}f}" if sign else f"{x:>{width}.{digits}f}"
+
+    def line(name: str, r: pd.Series) -> str:
+        text = (
+            f"{name:<34}{fmt(r['jobs_before'], 7, 0)}{fmt(r['jobs_after'], 7, 0)}"
+            f"{fmt(r['wall_s_before'], 8)}{fmt(r['wall_s_after'], 8)}"
+            f"{fmt(r['wall_s_diff'], 8, sign=True)}{fmt(r['cpu_s_before'], 8)}"
+            f"{fmt(r['cpu_s_after'], 8)}{fmt(r['cpu_s_diff'], 8, sign=True)}"
+        )
+        if has_startup:
+            text += (
+                f"{fmt(r['startup_total_s_before'], 9)}{fmt(r['startup_total_s_after'], 9)}"
+                f"{fmt(r['startup_total_s_diff'], 8, sign=True)}"
+            )
+        return text
+
+    for _, r in table.iterrows():
+        lines.append(line(r["rule"], r))
+    lines.append("-" * len(head))
+    total = table.drop(columns="rule").sum(min_count=1)
+    for c in ("wall_s", "cpu_s", "startup_total_s"):
+        total[f"{c}_diff"] = total[f"{c}_after"] - total[f"{c}_before"]
+    lines.append(line(f"total ({len(table)} rules)", total))
+    return "\n".join(lines)
+
+
+def print_compare(
+    before: list[Run], after: list[Run], labels: tuple[str, str], args: argparse.Namespace
+) -> None:
+    """Both trees side by side: every run's totals, the per-rule means, the mean totals and the
+    differences."""
+    print(f"\nbefore: {labels[0]}\nafter:  {labels[1]}")
+    print(f"config in effect (before): {before[0].config}")
+    print(f"config in effect (after):  {after[0].config}\n")
+    print("runs, in the order they ran:")
+    for b, a in zip(before, after, strict=True):
+        for run in (b, a):
+            report = f", report {run.report.wall:.1f} s wall" if run.report else ""
+            print(
+                f"  {run.label:<10} build {run.build.wall:6.1f} s wall, {run.build.cpu:6.1f} s CPU, "
+                f"{run.n_jobs} jobs{report}"
+            )
+    n = len(before)
+    print(
+        f"\nper rule, mean of {n} run(s) per tree (b = before, a = after; wall = summed over the "
+        "rule's jobs; cpu exact from the runner hook; start = startup CPU x jobs):\n"
+    )
+    print(format_compare(compare_table(before, after)))
+
+    def mean(runs: list[Run], attr: str) -> float:
+        return sum(getattr(r.build, attr) for r in runs) / len(runs)
+
+    print()
+    for attr, name in (("wall", "wall"), ("cpu", "CPU (every process)")):
+        b, a = mean(before, attr), mean(after, attr)
+        print(
+            f"build {name:<20} before {b:7.1f} s   after {a:7.1f} s   diff {a - b:+7.1f} s "
+            f"({a / b - 1:+.1%})"
+        )
+    if before[0].report and after[0].report:
+        b = sum(r.report.wall for r in before) / n
+        a = sum(r.report.wall for r in after) / n
+        print(f"{'report wall':<27}before {b:7.1f} s   after {a:7.1f} s   diff {a - b:+7.1f} s")
+    print(
+        f"(mean of {n} build(s) per tree on {args.cores} cores, run alternately in one invocation)"
+    )
+
+
+def dry_run(
+    label: str, workdir: Path, tree: Path, args: argparse.Namespace, extra: list[str]
+) -> None:
+    """Instrument a copy of `tree` and run `snakemake -n` there; print the job count."""
+    prepare(workdir, tree, args)
+    cmd = [*SNAKEMAKE, "-n", "--cores", str(args.cores), "all", PROBE_OUTPUT, *CONFIG_ARGS, *extra]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+    (workdir / "dry_run.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    if proc.returncode:
+        sys.exit(f"{label}: snakemake -n failed; see {workdir / 'dry_run.log'}")
+    stats = re.search(r"^total\s+(\d+)$", proc.stdout, flags=re.M)  # Snakemake's "Job stats"
+    n_jobs = stats.group(1) if stats else "no"
+    print(f"{label}: dry run of {workdir}: {n_jobs} jobs to run")
+
+
+def main() -> None:
+    args, extra, ap = parse_args()
+    if args.keep:
+        root = Path(args.keep).resolve()
+        if root.exists():
+            ap.error(f"--keep {root} exists; give a new directory")
+        root.mkdir(parents=True)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="dualpilot-rebuild-"))
+    try:
+        if args.compare:
+            compare(root, args, extra)
+        else:
+            single(root, args, extra)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root)
+
+
+def header(args: argparse.Namespace) -> None:
+    import snakemake
+
+    print(
+        f"python {platform.python_version()}, snakemake {snakemake.__version__}, "
+        f"cpu_count {os.cpu_count()}, cores {args.cores}"
+    )
+    print(f"caller's environment: { {v: os.environ.get(v, 'unset') for v in THREAD_VARS} }")
+    print(f"load average (1, 5, 15 min) at start: {load()}")
+
+
+def single(root: Path, args: argparse.Namespace, extra: list[str]) -> None:
+    """One build of this checkout (the behaviour without --compare), in `root`."""
+    workdir = root
+    if args.dry_run:
+        dry_run("this checkout", workdir, REPO, args, extra)
+        return
+    print(
+        f"workflow copy: {workdir}" + (f" (dualpilot/ from {args.package})" if args.package else "")
+    )
+    header(args)
+    run = build_once("build", workdir, REPO, args, extra)
+    print(f"load average at the end of the build: {load()}")
+    print_single(run, args, extra)
     print(f"\nload average (1, 5, 15 min) at the end: {load()}")
     if args.csv:
-        table.to_csv(args.csv, index=False)
-    if not args.keep:
-        shutil.rmtree(workdir)
+        run.table.to_csv(args.csv, index=False)
+
+
+def compare(root: Path, args: argparse.Namespace, extra: list[str]) -> None:
+    """Builds of git REF's tree (before) and this checkout's (after), alternating, compared."""
+    before_tree = root / "tree_before"
+    commit = materialise(args.compare, before_tree)
+    labels = (f"{args.compare} = {commit} (git archive)", f"this checkout, {checkout_label()}")
+    trees = {"before": before_tree, "after": REPO}
+    if args.dry_run:
+        for name, tree in trees.items():
+            dry_run(f"{name} ({labels[name == 'after']})", root / name, tree, args, extra)
+        return
+    print(f"before: {labels[0]}\nafter:  {labels[1]}\nruns under {root}")
+    header(args)
+    runs: dict[str, list[Run]] = {"before": [], "after": []}
+    for i in range(1, args.repeat + 1):
+        for name, tree in trees.items():
+            label = f"{name}#{i}"
+            print(f"{label}: building ... (load average {load()})", flush=True)
+            run = build_once(label, root / f"{name}_{i}", tree, args, extra)
+            runs[name].append(run)
+            print(f"{label}: {run.build.wall:.1f} s wall, {run.build.cpu:.1f} s CPU", flush=True)
+            if not args.keep:
+                shutil.rmtree(run.workdir / "results", ignore_errors=True)
+    print_compare(runs["before"], runs["after"], labels, args)
+    print(f"\nload average (1, 5, 15 min) at the end: {load()}")
+    if args.csv:
+        compare_table(runs["before"], runs["after"]).to_csv(args.csv, index=False)
 
 
 if __name__ == "__main__":

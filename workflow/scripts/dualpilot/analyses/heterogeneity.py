@@ -36,16 +36,42 @@ For each dimension (`heterogeneity`):
 
 Randomness: draw d of comparison (dimension, a, b) uses only
 ``np.random.default_rng(np.random.SeedSequence([seed, 202, crc32(dimension), crc32(a), crc32(b), d]))``,
-so `bdiff_draws(..., draws=range(i, j))` computed in shards gathers to the same result. Draws are
-re-estimated on the fast FWL path of `dualpilot.engines.twfe.TwfeDesign` (checked against
-`estimation.fit`); ``engine="fit"`` uses `estimation.fit` itself.
+so `bdiff_draws(..., draws=range(i, j))` computed in shards gathers to the same result.
+
+Computation of the draws (`dualpilot.engines.group_permutation.GroupPermutationEngine`, vectorised over the draws like the placebo engine). A draw
+changes which cities form each group, so the fixed effects cannot be partialled out once for all draws as
+in `dualpilot.engines.placebo`, where the sample is fixed. What stays fixed is each city's own contribution:
+
+- the city effect is a within-city demeaning, the same whichever other cities share the sample. Write
+  W = [year dummies (all T years), X, D, y] and W_c = its rows of city c demeaned within the city; the
+  regression of y on [year dummies, X, D] with city effects, on a group G of whole cities, has the normal
+  equations of the Gram matrix sum_{c in G} W_c'W_c (Frisch-Waugh-Lovell for the city effect: the
+  within-transformed columns span the same residuals);
+- so the per-city blocks S_c = W_c'W_c (m x m, m = T + k + 2) are computed once per comparison,
+  and a batch of draws gets the Gram matrices of all its groups from one product (draws x cities 0/1
+  membership) @ (cities x m^2);
+- per group, the year effect is the year dummies of the years present in the group except its first (the
+  base, as the per-draw fit's sorted year codes make it); absent years are left out exactly (their
+  demeaned column is 0). With A the Gram block of [year dummies, X], a_D, a_y its cross-products with D
+  and y, and L the Cholesky factor of A (batched, on A scaled to a unit diagonal), u = L^-1 a_D and
+  v = L^-1 a_y give the FWL coefficient b = (A_Dy - u'v) / (A_DD - u'u): the residual of D on the fixed
+  effects and controls has squared norm A_DD - u'u.
+
+The per-draw fit this replaces (`dualpilot.engines.twfe.TwfeDesign`, kept as `bdiff_draws_reference`, the tests'
+oracle) drops singletons iteratively; a city with one row is dropped here too (its S_c is 0 anyway),
+and a group left with a year of one row gets its moments from its own rows after
+`fwl.singleton_mask`, the per-draw fit's exact sample. The same checks run in the same order (no row
+left, units nested in clusters, 2+ clusters, time effect not nested in the clusters, a column collinear
+with the fixed effects and preceding columns at 1e-10 of its own variation, residual degrees of freedom,
+variation left in D), and the first draw that fails raises its error. The gaps equal the per-draw fit's
+to 1e-10 (tested on the demo panel and on an unbalanced panel with singleton years).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -56,7 +82,8 @@ from dualpilot.core.errors import require_columns
 from dualpilot.engines import estimation as est
 from dualpilot.engines import resampling
 from dualpilot.engines.estimation import EstimationError
-from dualpilot.engines.twfe import Engine, TwfeDesign
+from dualpilot.engines.group_permutation import GroupPermutationEngine
+from dualpilot.engines.twfe import TwfeDesign
 
 log = logging.getLogger(__name__)
 
@@ -476,28 +503,45 @@ def _pair_data(
     )
 
 
-def _gap_fast(data: _PairData, perm: np.ndarray, pair: tuple[str, str], spec: _Spec) -> tuple:
-    c = data.codes
-    out = []
-    for g in pair:
-        mask = perm[data.row_city] == g
-        design = TwfeDesign(
-            c[spec.unit][mask],
-            c[spec.time][mask],
-            c[spec.cluster][mask],
-            data.x[mask],
-            control_names=spec.controls,
+def _permutations(
+    data: _PairData,
+    dim: Dimension,
+    pair: tuple[str, str],
+    draws: Sequence[int],
+    seed: int,
+    strata: np.ndarray | None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(draw, permuted city labels) for every draw in the order given; draw d uses only
+    `resampling.draw_rng(seed, d, BDIFF_STREAM, dimension, *pair)`."""
+    for d in draws:
+        rng = resampling.draw_rng(seed, int(d), BDIFF_STREAM, dim.name, *pair)
+        yield int(d), resampling.permute_labels(data.city_labels, rng, strata)
+
+
+def _draw_error(dim: Dimension, pair: tuple[str, str], draw: int, err: str) -> EstimationError:
+    return EstimationError(
+        f"{comparison_label(dim.name, pair)}, permutation draw {draw}: {err} (a permuted group "
+        "without identifying variation; stratify_treated=True keeps each group's number of "
+        "treated cities)"
+    )
+
+
+def _bdiff_setup(
+    panel: pd.DataFrame,
+    dimension: str | Dimension,
+    pair: tuple[str, str] | None,
+    groups: pd.DataFrame | None,
+    dimensions: Mapping[str, Dimension] | None,
+    spec: _Spec,
+    before: int,
+) -> tuple[Dimension, tuple[str, str], _PairData]:
+    dim = _dimension(dimension, dimensions)
+    pair = _resolve_pair(dim, pair)
+    if groups is None:
+        groups = baseline_groups(
+            panel, {dim.name: dim}, before=before, unit=spec.unit, time=spec.time
         )
-        out.append(float(design.regress(data.y[mask], data.d[mask], [spec.treatment]).coef[0]))
-    return out[0] - out[1], out[0], out[1]
-
-
-def _gap_fit(data: _PairData, perm: np.ndarray, pair: tuple[str, str], spec: _Spec) -> tuple:
-    out = []
-    for g in pair:
-        sub = data.frame.loc[perm[data.row_city] == g]
-        out.append(float(spec.fit(sub).coef[spec.treatment]))
-    return out[0] - out[1], out[0], out[1]
+    return dim, pair, _pair_data(panel, groups, dim, pair, spec)
 
 
 def bdiff_draws(
@@ -518,45 +562,115 @@ def bdiff_draws(
     cluster: str = "city_code",
     treatment_year: str = "dual_year",
     stratify_treated: bool = False,
-    engine: Engine = "fast",
 ) -> pd.DataFrame:
     """Permutation draws of the gap b_a - b_b between two groups of `dimension`.
 
     Draw d permutes the labels of the pair's cities with
     `resampling.draw_rng(seed, d, BDIFF_STREAM, dimension, *pair)` only (each city keeps one label for
-    all its years; group sizes are kept) and re-estimates the model in both permuted groups. `groups` defaults to `baseline_groups(panel, dimensions, before=before)`;
-    `pair` may be omitted for a two-group dimension. Returns columns draw, gap, estimate_a, estimate_b.
+    all its years; group sizes are kept) and re-estimates the model in both permuted groups, all draws
+    of a batch at once (`dualpilot.engines.group_permutation.GroupPermutationEngine`; the per-draw refit it replaces, `bdiff_draws_reference`, gives
+    the same gaps to 1e-10, tested). `groups` defaults to `baseline_groups(panel, dimensions,
+    before=before)`; `pair` may be omitted for a two-group dimension. Returns columns draw, gap,
+    estimate_a, estimate_b.
 
     A draw that leaves a group without identifying variation (e.g. no treated city) raises
     EstimationError: bdiff would silently use a zero coefficient there. `stratify_treated=True`
     permutes separately among ever-treated cities (finite `treatment_year`) and the others, so each
     group keeps its number of treated cities (a conditional permutation test; not bdiff's default).
     """
-    dim = _dimension(dimension, dimensions)
-    pair = _resolve_pair(dim, pair)
-    if engine not in ("fast", "fit"):
-        raise ValueError(f"engine must be 'fast' or 'fit', not {engine!r}")
-    if groups is None:
-        groups = baseline_groups(panel, {dim.name: dim}, before=before, unit=unit, time=time)
     spec = _Spec(outcome, treatment, tuple(controls), unit, time, cluster, treatment_year)
-    data = _pair_data(panel, groups, dim, pair, spec)
-    gap = _gap_fast if engine == "fast" else _gap_fit
+    dim, pair, data = _bdiff_setup(panel, dimension, pair, groups, dimensions, spec, before)
+    engine = GroupPermutationEngine(
+        n_cities=int(data.cities.size),
+        row_city=data.row_city,
+        row_unit=data.codes[spec.unit],
+        row_cluster=data.codes[spec.cluster],
+        time=data.frame[spec.time].to_numpy(),
+        x=data.x,
+        d=data.d,
+        y=data.y,
+        treatment=spec.treatment,
+        control_names=spec.controls,
+    )
     strata = data.city_treated if stratify_treated else None
+    draws = [int(d) for d in draws]
+    labels = np.empty((len(draws), data.cities.size), dtype=data.city_labels.dtype)
+    for i, (_, perm) in enumerate(_permutations(data, dim, pair, draws, seed, strata)):
+        labels[i] = perm
+    estimates = np.empty((len(draws), 2))
+    for start in range(0, len(draws), engine.CHUNK):
+        block = labels[start : start + engine.CHUNK]
+        results = [engine.coefficients(block == g) for g in pair]
+        for i in range(block.shape[0]):
+            for _, errors in results:
+                if errors[i] is not None:
+                    raise _draw_error(dim, pair, draws[start + i], errors[i])
+        estimates[start : start + block.shape[0]] = np.column_stack([c for c, _ in results])
+    out = pd.DataFrame(
+        {
+            "draw": np.asarray(draws, dtype="int64"),
+            "gap": estimates[:, 0] - estimates[:, 1],
+            "estimate_a": estimates[:, 0],
+            "estimate_b": estimates[:, 1],
+        }
+    )
+    return out
+
+
+def bdiff_draws_reference(
+    panel: pd.DataFrame,
+    dimension: str | Dimension,
+    draws: range | Sequence[int],
+    seed: int,
+    *,
+    refit: Literal["twfe", "fit"] = "twfe",
+    pair: tuple[str, str] | None = None,
+    groups: pd.DataFrame | None = None,
+    dimensions: Mapping[str, Dimension] | None = None,
+    controls: Sequence[str] = (),
+    outcome: str = "lq",
+    treatment: str = "dual_post",
+    before: int = DEFAULT_BEFORE,
+    unit: str = "city_code",
+    time: str = "year",
+    cluster: str = "city_code",
+    treatment_year: str = "dual_year",
+    stratify_treated: bool = False,
+) -> pd.DataFrame:
+    """The test oracle and benchmark peer of `bdiff_draws` (tests/test_heterogeneity.py,
+    bench/bdiff_engine.py); the workflow never calls it.
+
+    The same draws (same permuted labels), each group refitted on its own: `refit="twfe"` builds a
+    `dualpilot.engines.twfe.TwfeDesign` per group and draw (what `bdiff_draws` did before it was vectorised),
+    `refit="fit"` calls `estimation.fit` (pyfixest). Same arguments and output as `bdiff_draws`.
+    """
+    if refit not in ("twfe", "fit"):
+        raise ValueError(f"refit must be 'twfe' or 'fit', not {refit!r}")
+    spec = _Spec(outcome, treatment, tuple(controls), unit, time, cluster, treatment_year)
+    dim, pair, data = _bdiff_setup(panel, dimension, pair, groups, dimensions, spec, before)
+    strata = data.city_treated if stratify_treated else None
+    c = data.codes
     rows = []
-    for d in draws:
-        perm = resampling.permute_labels(
-            data.city_labels,
-            resampling.draw_rng(seed, int(d), BDIFF_STREAM, dim.name, *pair),
-            strata,
-        )
-        try:
-            rows.append((int(d), *gap(data, perm, pair, spec)))
-        except EstimationError as err:
-            raise EstimationError(
-                f"{comparison_label(dim.name, pair)}, permutation draw {d}: {err} (a permuted group "
-                "without identifying variation; stratify_treated=True keeps each group's number of "
-                "treated cities)"
-            ) from err
+    for d, perm in _permutations(data, dim, pair, [int(d) for d in draws], seed, strata):
+        est_ab = []
+        for g in pair:
+            mask = perm[data.row_city] == g
+            try:
+                if refit == "fit":
+                    b = spec.fit(data.frame.loc[mask]).coef[spec.treatment]
+                else:
+                    design = TwfeDesign(
+                        c[spec.unit][mask],
+                        c[spec.time][mask],
+                        c[spec.cluster][mask],
+                        data.x[mask],
+                        control_names=spec.controls,
+                    )
+                    b = design.regress(data.y[mask], data.d[mask], [spec.treatment]).coef[0]
+            except EstimationError as err:
+                raise _draw_error(dim, pair, d, str(err)) from err
+            est_ab.append(float(b))
+        rows.append((d, est_ab[0] - est_ab[1], *est_ab))
     out = pd.DataFrame(rows, columns=["draw", "gap", "estimate_a", "estimate_b"])
     out["draw"] = out["draw"].astype("int64")
     return out
@@ -659,7 +773,6 @@ def heterogeneity(
     cluster: str = "city_code",
     treatment_year: str = "dual_year",
     stratify_treated: bool = False,
-    engine: Engine = "fast",
 ) -> pd.DataFrame:
     """The heterogeneity analysis as one tidy frame (results/estimates/heterogeneity.csv).
 
@@ -702,7 +815,6 @@ def heterogeneity(
                     cluster=cluster,
                     treatment_year=treatment_year,
                     stratify_treated=stratify_treated,
-                    engine=engine,
                 )
             frames.append(
                 bdiff_rows(
