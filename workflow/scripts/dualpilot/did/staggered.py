@@ -1091,6 +1091,7 @@ def sun_abraham(
     e_cell = cells["e"].to_numpy(dtype=float)
     n_cell = cells["n"].to_numpy(dtype=float)
     z_crit = stats.t.ppf(1 - alpha / 2, n_cl - 1)
+    post = e_cell >= 0
 
     def block(
         name: str, weights: np.ndarray, terms: list[str], g: np.ndarray, e: np.ndarray
@@ -1100,9 +1101,13 @@ def sun_abraham(
         k = len(terms)
         return _Block(name, terms, est, se, np.full(k, z_crit), g, _nan(k), e)
 
-    def share(masks: list[np.ndarray]) -> np.ndarray:
+    def shares_block(
+        name: str, masks: list[np.ndarray], terms: list[str], g: np.ndarray, e: np.ndarray
+    ) -> _Block:
+        if name == "simple" and not post.any():
+            raise ValueError("no post-treatment cells for the simple ATT")
         w = np.array([np.where(mk, n_cell, 0.0) for mk in masks])
-        return w / w.sum(axis=1, keepdims=True)
+        return block(name, w / w.sum(axis=1, keepdims=True), terms, g, e)
 
     blocks = [
         block(
@@ -1113,17 +1118,7 @@ def sun_abraham(
             e_cell,
         )
     ]
-    post = e_cell >= 0
-    if "simple" in aggs and not post.any():
-        raise ValueError("no post-treatment cells for the simple ATT")
-    blocks += _aggregation_blocks(
-        aggs,
-        lambda name, masks, terms, g, e: block(name, share(masks), terms, g, e),
-        g_cell,
-        e_cell,
-        post,
-        np.unique(e_cell),
-    )
+    blocks += _aggregation_blocks(aggs, shares_block, g_cell, e_cell, post, np.unique(e_cell))
     cl_name = cluster or unit
     return _tidy(
         blocks,
