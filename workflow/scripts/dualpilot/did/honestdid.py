@@ -714,17 +714,9 @@ def conditional_ci_sd(
     centre = _identified_set(beta_arr, num_pre, l_arr, A[post], d[post])
     if centre is None:  # cannot happen, see above
         raise HonestDiDError("the post-period moments of Delta^SD admit no violation")
-    lb, ub, expandable = _grid_bounds(centre[0], centre[1], sd_theta, grid_lb, grid_ub)
-    out = _invert(
-        _union_acceptor([problem]),
-        lb,
-        ub,
-        grid_points,
-        _refine_tol(refine, sd_theta),
-        expandable,
+    return _grid_confidence_set(
+        [problem], centre, sd_theta, grid_points, grid_lb, grid_ub, refine, f"Delta^SD(M={M})"
     )
-    _warn_if_empty(out, f"Delta^SD(M={M})")
-    return out
 
 
 def conditional_ci_rm(
@@ -774,25 +766,29 @@ def conditional_ci_rm(
             _moment_problem(beta_arr, sigma_arr, num_pre, l_arr, A, d, rows, alpha, hybrid, draws)
         )
     sd_theta = _post_sd(sigma_arr, num_pre, l_arr)
-    id_lo, id_hi = identified_set_rm(beta_arr, num_pre, num_post, Mbar, l_arr)
-    lb, ub, expandable = _grid_bounds(id_lo, id_hi, sd_theta, grid_lb, grid_ub)
-    out = _invert(
-        _union_acceptor(problems),
-        lb,
-        ub,
-        grid_points,
-        _refine_tol(refine, sd_theta),
-        expandable,
+    id_set = identified_set_rm(beta_arr, num_pre, num_post, Mbar, l_arr)
+    return _grid_confidence_set(
+        problems, id_set, sd_theta, grid_points, grid_lb, grid_ub, refine, f"Delta^RM(Mbar={Mbar})"
     )
-    _warn_if_empty(out, f"Delta^RM(Mbar={Mbar})")
-    return out
 
 
-def _refine_tol(refine: bool, sd_theta: float) -> float | None:
-    return 1e-4 * sd_theta if refine else None
-
-
-def _warn_if_empty(out: tuple[float, float], what: str) -> None:
+def _grid_confidence_set(
+    problems: list[_MomentProblem],
+    id_set: tuple[float, float],
+    sd_theta: float,
+    grid_points: int,
+    grid_lb: float | None,
+    grid_ub: float | None,
+    refine: bool,
+    what: str,
+) -> tuple[float, float]:
+    """The thetas that any of `problems` accepts, by grid inversion around the identified set
+    `id_set` (see :func:`conditional_ci_rm` for the grid), ends refined to ``1e-4 * sd_theta`` if
+    `refine`; an empty set warns (`EmptyConfidenceSetWarning`, at the caller of the public
+    function) and is ``(nan, nan)``."""
+    lb, ub, expandable = _grid_bounds(id_set[0], id_set[1], sd_theta, grid_lb, grid_ub)
+    tol = 1e-4 * sd_theta if refine else None
+    out = _invert(_union_acceptor(problems), lb, ub, grid_points, tol, expandable)
     if math.isnan(out[0]):
         warnings.warn(
             f"every theta was rejected under {what}: the confidence set is empty (the data reject "
@@ -800,6 +796,7 @@ def _warn_if_empty(out: tuple[float, float], what: str) -> None:
             EmptyConfidenceSetWarning,
             stacklevel=3,
         )
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -1010,6 +1007,23 @@ def _flci(prob: _FLCIProblem, beta: np.ndarray, M: float, alpha: float) -> FLCIR
 # --------------------------------------------------------------------------------------------
 
 
+def _event_study_arrays(
+    n_times: int,
+    estimates: Sequence[float] | np.ndarray,
+    vcov: Sequence[Sequence[float]] | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The estimates as a vector and their covariance as a matrix, checked against the number of
+    event times that label them."""
+    beta = np.asarray(estimates, dtype=float).ravel()
+    sigma = np.asarray(vcov, dtype=float)
+    if not (n_times == beta.size and sigma.shape == (beta.size, beta.size)):
+        raise HonestDiDError(
+            f"{n_times} event times, {beta.size} estimates and a {sigma.shape} covariance "
+            "matrix do not match"
+        )
+    return beta, sigma
+
+
 def prepare_event_study(
     event_times: Sequence[int],
     estimates: Sequence[float] | np.ndarray,
@@ -1025,13 +1039,7 @@ def prepare_event_study(
     coefficients sorted by event time, ``num_pre`` = number of event times below the base period.
     """
     times = np.asarray(event_times)
-    beta = np.asarray(estimates, dtype=float).ravel()
-    sigma = np.asarray(vcov, dtype=float)
-    if not (times.size == beta.size and sigma.shape == (beta.size, beta.size)):
-        raise HonestDiDError(
-            f"{times.size} event times, {beta.size} estimates and a {sigma.shape} covariance "
-            "matrix do not match"
-        )
+    beta, sigma = _event_study_arrays(times.size, estimates, vcov)
     if not np.all(times == np.round(times)):
         raise HonestDiDError(f"event times must be integers, got {times.tolist()}")
     times = times.astype(int)
@@ -1070,13 +1078,7 @@ def normalise_at_base(
     Returns (event times without the base, normalised estimates, their covariance).
     """
     times = [int(t) for t in event_times]
-    beta = np.asarray(estimates, dtype=float).ravel()
-    sigma = np.asarray(vcov, dtype=float)
-    if not (len(times) == beta.size and sigma.shape == (beta.size, beta.size)):
-        raise HonestDiDError(
-            f"{len(times)} event times, {beta.size} estimates and a {sigma.shape} covariance "
-            "matrix do not match"
-        )
+    beta, sigma = _event_study_arrays(len(times), estimates, vcov)
     if times.count(base_period) != 1:
         raise HonestDiDError(
             f"to normalise at the base period {base_period} the event study must estimate it once; "

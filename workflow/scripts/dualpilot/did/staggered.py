@@ -31,7 +31,7 @@ Conventions shared by the three ATT estimators:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -908,6 +908,79 @@ def _cluster_sums(values: np.ndarray, cluster: np.ndarray, n_clusters: int) -> n
     return out
 
 
+def _regression_panel(
+    data: pd.DataFrame,
+    unit: str,
+    time: str,
+    first_treat: str,
+    outcome: str,
+    covariates: str | Sequence[str] | None,
+    anticipation: int,
+    cluster: str | None,
+    aggregations: Sequence[Aggregation],
+    alpha: float,
+) -> tuple[list[str], PreparedPanel]:
+    """The checked aggregations and the panel of a regression estimator (Sun-Abraham, imputation):
+    unbalanced panels allowed, clusters from `cluster` (default: unit)."""
+    aggs = _check_aggregations(aggregations)
+    _check_alpha(alpha)
+    panel = prepare(
+        data,
+        unit,
+        time,
+        first_treat,
+        outcome,
+        covariates,
+        anticipation=anticipation,
+        balanced=False,
+        cluster=cluster,
+    )
+    return aggs, panel
+
+
+def _aggregation_blocks(
+    aggs: Sequence[str],
+    block: Callable[[str, list[np.ndarray], list[str], np.ndarray, np.ndarray], _Block],
+    cohort: np.ndarray,
+    rel: np.ndarray,
+    post: np.ndarray,
+    event_times: np.ndarray,
+    in_event: np.ndarray | bool = True,
+) -> list[_Block]:
+    """The blocks of `aggs` of a regression estimator, in that order, each described by masks over
+    the rows of `cohort` and `rel` (Sun-Abraham: its cohort x period cells; imputation: observations)
+    and turned into estimates by `block(name, masks, terms, group, event_time)`: "simple" (ATT:
+    `post`), "dynamic" (rel_<e>: `in_event` rows at e, for each of `event_times`), "group"
+    (group_<g>: `post` rows of cohort g, for each cohort with such rows)."""
+    blocks = []
+    for a in aggs:
+        if a == "simple":
+            blocks.append(block("simple", [post], ["ATT"], _nan(1), _nan(1)))
+        elif a == "dynamic":
+            es = event_times
+            blocks.append(
+                block(
+                    "dynamic",
+                    [in_event & (rel == e) for e in es],
+                    [f"rel_{int(e)}" for e in es],
+                    _nan(len(es)),
+                    es,
+                )
+            )
+        else:
+            gs = np.unique(cohort[post])
+            blocks.append(
+                block(
+                    "group",
+                    [post & (cohort == g) for g in gs],
+                    [f"group_{period_label(g)}" for g in gs],
+                    gs,
+                    _nan(len(gs)),
+                )
+            )
+    return blocks
+
+
 # --------------------------------------------------------------------------------------------
 # Sun and Abraham (2021)
 # --------------------------------------------------------------------------------------------
@@ -945,18 +1018,9 @@ def sun_abraham(
     (as fixest). p-values and intervals use t(G-1).
     """
     _check_choice(control_group, "control_group", ("never", "last"))
-    aggs = _check_aggregations(aggregations)
-    _check_alpha(alpha)
-    panel = prepare(
-        data,
-        unit,
-        time,
-        first_treat,
-        outcome,
-        covariates,
-        anticipation=anticipation,
-        balanced=False,
-        cluster=cluster,
+    aggs, panel = _regression_panel(
+        data, unit, time, first_treat, outcome, covariates, anticipation, cluster, aggregations,
+        alpha,
     )
     cohort = panel.cohort
     keep = np.ones(panel.n_obs, dtype=bool)
@@ -1027,6 +1091,7 @@ def sun_abraham(
     e_cell = cells["e"].to_numpy(dtype=float)
     n_cell = cells["n"].to_numpy(dtype=float)
     z_crit = stats.t.ppf(1 - alpha / 2, n_cl - 1)
+    post = e_cell >= 0
 
     def block(
         name: str, weights: np.ndarray, terms: list[str], g: np.ndarray, e: np.ndarray
@@ -1036,9 +1101,13 @@ def sun_abraham(
         k = len(terms)
         return _Block(name, terms, est, se, np.full(k, z_crit), g, _nan(k), e)
 
-    def share(masks: list[np.ndarray]) -> np.ndarray:
+    def shares_block(
+        name: str, masks: list[np.ndarray], terms: list[str], g: np.ndarray, e: np.ndarray
+    ) -> _Block:
+        if name == "simple" and not post.any():
+            raise ValueError("no post-treatment cells for the simple ATT")
         w = np.array([np.where(mk, n_cell, 0.0) for mk in masks])
-        return w / w.sum(axis=1, keepdims=True)
+        return block(name, w / w.sum(axis=1, keepdims=True), terms, g, e)
 
     blocks = [
         block(
@@ -1049,34 +1118,7 @@ def sun_abraham(
             e_cell,
         )
     ]
-    post = e_cell >= 0
-    for a in aggs:
-        if a == "simple":
-            if not post.any():
-                raise ValueError("no post-treatment cells for the simple ATT")
-            blocks.append(block("simple", share([post]), ["ATT"], _nan(1), _nan(1)))
-        elif a == "dynamic":
-            es = np.unique(e_cell)
-            blocks.append(
-                block(
-                    "dynamic",
-                    share([e_cell == e for e in es]),
-                    [f"rel_{int(e)}" for e in es],
-                    _nan(len(es)),
-                    es,
-                )
-            )
-        else:
-            gs = np.unique(g_cell[post])
-            blocks.append(
-                block(
-                    "group",
-                    share([(g_cell == g) & post for g in gs]),
-                    [f"group_{period_label(g)}" for g in gs],
-                    gs,
-                    _nan(len(gs)),
-                )
-            )
+    blocks += _aggregation_blocks(aggs, shares_block, g_cell, e_cell, post, np.unique(e_cell))
     cl_name = cluster or unit
     return _tidy(
         blocks,
@@ -1209,18 +1251,9 @@ def imputation_did_with_vcov(
     and intervals use t(G-1). Unbalanced panels are allowed as long as every treated unit has an
     untreated period.
     """
-    aggs = _check_aggregations(aggregations)
-    _check_alpha(alpha)
-    panel = prepare(
-        data,
-        unit,
-        time,
-        first_treat,
-        outcome,
-        covariates,
-        anticipation=anticipation,
-        balanced=False,
-        cluster=cluster,
+    aggs, panel = _regression_panel(
+        data, unit, time, first_treat, outcome, covariates, anticipation, cluster, aggregations,
+        alpha,
     )
     cohort = panel.cohort
     ever = np.isfinite(cohort)
@@ -1242,35 +1275,10 @@ def imputation_did_with_vcov(
         k = len(terms)
         return _Block(name, terms, beta, np.sqrt(np.diag(vcov)), np.full(k, z_crit), g, _nan(k), e)
 
-    blocks = []
-    for a in aggs:
-        if a == "simple":
-            blocks.append(block("simple", [post], ["ATT"], _nan(1), _nan(1)))
-        elif a == "dynamic":
-            es = np.unique(rel[ever & ~untreated])
-            if pretrends:
-                leads = np.unique(rel[ever & untreated])
-                es = np.concatenate([leads, es])
-            blocks.append(
-                block(
-                    "dynamic",
-                    [ever & (rel == e) for e in es],
-                    [f"rel_{int(e)}" for e in es],
-                    _nan(len(es)),
-                    es,
-                )
-            )
-        else:
-            gs = np.unique(cohort[post])
-            blocks.append(
-                block(
-                    "group",
-                    [post & (cohort == g) for g in gs],
-                    [f"group_{period_label(g)}" for g in gs],
-                    gs,
-                    _nan(len(gs)),
-                )
-            )
+    es = np.unique(rel[ever & ~untreated])
+    if pretrends:
+        es = np.concatenate([np.unique(rel[ever & untreated]), es])
+    blocks = _aggregation_blocks(aggs, block, cohort, rel, post, es, ever)
     if not blocks:
         raise ValueError("no aggregation requested")
     tidy = _tidy(

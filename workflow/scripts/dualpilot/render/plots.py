@@ -77,7 +77,8 @@ _CJK_FILE_HINTS: tuple[str, ...] = (
 _PROBE = "双试点相对时间估计系数置信区间基期"
 _CJK_CHARS = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _LATIN_FAMILY = "DejaVu Sans"
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+#: Marker shapes of the series of a figure, in turn (with colours C0, C1, ...).
+MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X")
 
 _TEXT: dict[str, dict[str, str]] = {
     "zh": {
@@ -363,6 +364,18 @@ def _ci_text(ci: float) -> str:
     return f"{ci * 100:g}%"
 
 
+def _axis_texts(
+    title: TextArg, ylabel: TextArg, xlabel: TextArg, lang: Language, ci: float
+) -> tuple[str | None, str | None, str | None]:
+    """The title, coefficient-axis and event-time-axis texts of a coefficient figure in `lang`; the
+    coefficient axis says "estimate and `ci` interval" unless `ylabel` is given."""
+    title_text = _pick_text(title, lang, "title")
+    coef_label = _pick_text(ylabel, lang, "ylabel")
+    if coef_label is None and ylabel is None:
+        coef_label = _TEXT[lang]["coef_axis"].format(ci=_ci_text(ci))
+    return title_text, coef_label, _pick_text(xlabel, lang, "xlabel")
+
+
 def _event_axes(
     ax: Axes,
     *,
@@ -475,7 +488,7 @@ def _coefplot(
             est,
             y,
             xerr=np.vstack([est - lo, hi - est]),
-            fmt=_MARKERS[j % len(_MARKERS)],
+            fmt=MARKERS[j % len(MARKERS)],
             color=f"C{j}",
             capsize=3,
             markersize=5,
@@ -532,11 +545,7 @@ def coefficient_plot(
         raise ValueError(f"ci_style must be 'bars' or 'band', got {ci_style!r}")
     validate_tidy(tidy, ["model", "term", "estimate", "std_error"])
     lab = resolve_labels(labels)
-    title_text = _pick_text(title, lang, "title")
-    coef_label = _pick_text(ylabel, lang, "ylabel")
-    if coef_label is None and ylabel is None:
-        coef_label = _TEXT[lang]["coef_axis"].format(ci=_ci_text(ci))
-    event_label = _pick_text(xlabel, lang, "xlabel")
+    title_text, coef_label, event_label = _axis_texts(title, ylabel, xlabel, lang, ci)
 
     if pattern is not None or x is not None:
         if terms is not None:
@@ -606,11 +615,7 @@ def multi_event_study(
         raise ValueError("no event study to plot")
     lang = configure_fonts(language)
     ci = _check_ci(ci)
-    title_text = _pick_text(title, lang, "title")
-    coef_label = _pick_text(ylabel, lang, "ylabel")
-    if coef_label is None and ylabel is None:
-        coef_label = _TEXT[lang]["coef_axis"].format(ci=_ci_text(ci))
-    event_label = _pick_text(xlabel, lang, "xlabel")
+    title_text, coef_label, event_label = _axis_texts(title, ylabel, xlabel, lang, ci)
     fig, ax = _new_figure((7.5, 4.4))
     all_x: set[float] = set()
     marker_needed = False
@@ -629,7 +634,7 @@ def multi_event_study(
             ax,
             xs + shift,
             data,
-            fmt=_MARKERS[j % len(_MARKERS)],
+            fmt=MARKERS[j % len(MARKERS)],
             color=f"C{j}",
             label=with_sample(name, rows, lang),
         )

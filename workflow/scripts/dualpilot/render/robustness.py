@@ -30,7 +30,6 @@ from dualpilot.render.tables import Language
 
 log = logging.getLogger(__name__)
 
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 _BACON_LABELS: dict[str, dict[str, str]] = {
     "zh": {
         "x": "权重",
@@ -68,7 +67,7 @@ def bacon_figure(
         ax.scatter(
             part["weight"],
             part["estimate"],
-            marker=_MARKERS[j % len(_MARKERS)],
+            marker=plots.MARKERS[j % len(plots.MARKERS)],
             color=f"C{j}",
             s=36,
             label=lab.get(f"bacon:{kind}", lang),
@@ -303,7 +302,7 @@ def honestdid_figure(
                         pos + shift,
                         cell.iloc[0],
                         color=f"C{k + 2 * j}",
-                        marker=_MARKERS[(k + 2 * j) % len(_MARKERS)],
+                        marker=plots.MARKERS[(k + 2 * j) % len(plots.MARKERS)],
                         label=name,
                         text=text,
                     )
