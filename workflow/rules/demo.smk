@@ -25,6 +25,7 @@ rule make_demo_extracts:
         years=YEARS,
         demo=config["demo"],
         policy=config["policy"],
+        outcome_industry=config["outcome_industry"],  # printed in every edition, like the IT sector
     script:
         "../scripts/make_demo_extracts.py"
 
