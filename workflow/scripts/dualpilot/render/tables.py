@@ -210,6 +210,11 @@ def parse_event_time(token: str) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
+#: The key under which `Labels.for_outcome_industry` keeps the note naming the outcome industry (never a
+#: term of the label file: a tidy file's term cannot hold a space).
+_OUTCOME_NOTE = "note: outcome industry"
+
+
 @dataclass(frozen=True)
 class Labels:
     """Display labels of terms and variables in Chinese and English.
@@ -230,6 +235,38 @@ class Labels:
             log.warning("no label for %r in %s; showing the name itself", term, self.source)
             return term
         return found
+
+    def for_outcome_industry(self, industry: str) -> Labels:
+        """These labels with `lq` meaning the location quotient of `industry` (config outcome_industry):
+        unchanged for the IT sector (it_emp), the study's; otherwise `lq` takes the label of the entry
+        ``lq:<industry>``, and the template ``note:outcome_industry`` filled with that label becomes the
+        `outcome_note` that regression tables append to their note. Raises `InputError` naming the label
+        file when either entry is missing."""
+        if industry == "it_emp":
+            return self
+        raise_if(
+            [
+                Problem(
+                    self.source, f"no entry {t!r} for outcome_industry {industry!r}", column="term"
+                )
+                for t in (f"lq:{industry}", "note:outcome_industry")
+                if t not in self.entries
+            ],
+            "the outcome industry has no label",
+        )
+        zh, en = self.entries[f"lq:{industry}"]
+        note_zh, note_en = self.entries["note:outcome_industry"]
+        entries = {
+            **self.entries,
+            "lq": (zh, en),
+            _OUTCOME_NOTE: (note_zh.format(label=zh), note_en.format(label=en)),
+        }
+        return Labels(entries=entries, source=self.source)
+
+    def outcome_note(self, language: str) -> str:
+        """The note naming the outcome industry when it is not the IT sector (`for_outcome_industry`),
+        else ""."""
+        return self._exact(_OUTCOME_NOTE, check_language(language)) or ""
 
     def has(self, term: str) -> bool:
         """Whether `term` has a label, exact or by pattern."""
