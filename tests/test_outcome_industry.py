@@ -369,7 +369,7 @@ def test_the_documented_example_builds_the_panel_and_baseline(tmp_path: Path) ->
     rows = estimates[estimates["term"] == "dual_post"]
     assert len(rows) == 3 and rows["estimate"].notna().all() and rows["std_error"].gt(0).all()
     # model (1) has no controls, so its sample is the whole panel
-    assert int(rows.loc[rows["model"] == "(1)", "nobs"].iloc[0]) == len(panel)
+    assert int(rows.loc[rows["model"] == "(1)", "n_obs"].iloc[0]) == len(panel)
     table = (work / "results/tables/baseline.md").read_text(encoding="utf-8")
     assert f"被解释变量 lq 为{FINANCE_ZH}。" in table
     config_used = work / ".snakemake" / "dualpilot"
