@@ -317,7 +317,8 @@ def select_sample(
 
     `balanced_outcome`: keep the cities that are prefecture-level cities in every year of the window and
     whose outcome industry's employment and total_emp are observed in every year; `all`: keep every
-    city-year whose outcome industry's employment and total_emp are observed. Returns the boolean mask of kept rows of `grid` and the sample table: one row
+    city-year whose outcome industry's employment and total_emp are observed. Returns the boolean mask
+    of kept rows of `grid` and the sample table: one row
     per master city with city_code, city_name, kept, n_years (kept years) and reason (why it is out, or
     which years are missing; empty when the city is kept in every year of the window).
     """

@@ -25,8 +25,7 @@ from typing import Any
 HEADER_ALIASES = (
     Path(__file__).resolve().parents[4] / "resources" / "yearbook" / "header_aliases.csv"
 )
-#: The outcome industry of the study (the IT sector) and the employment variable it is a share of.
-DEFAULT_OUTCOME_INDUSTRY = "it_emp"
+#: The employment variable of the alias table that is no industry: an industry's share is taken of it.
 TOTAL_EMPLOYMENT = "total_emp"
 
 
@@ -153,13 +152,13 @@ def outcome_industry_problems(
         return []
     return [
         f"outcome_industry = {industry!r} has no header in {path} for edition(s) "
-        f"{', '.join(str(e) for e in missing)} (data years {years_text(missing)}, inside years.start.."
+        f"{', '.join(str(e) for e in missing)} (data years {_data_years(missing)}, inside years.start.."
         f"years.end = {start}..{end}): add the header that edition prints, with its first_edition and "
         "last_edition, to that file"
     ]
 
 
-def years_text(editions: Sequence[int]) -> str:
+def _data_years(editions: Sequence[int]) -> str:
     """The data years of `editions` (edition E holds data year E - 1), e.g. "2011, 2012"."""
     return ", ".join(str(e - 1) for e in editions)
 
