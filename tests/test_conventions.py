@@ -4,6 +4,7 @@ they shared it, so the draws and standard errors of every analysis are unchanged
 
 from __future__ import annotations
 
+import ast
 import zlib
 
 import numpy as np
@@ -16,6 +17,7 @@ from dualpilot.core.errors import SpecificationError, require_columns
 from dualpilot.did.inference import crv1_factor, crv1_vcov, fixest_df_k
 from dualpilot.engines import placebo
 from dualpilot.engines.resampling import draw_rng
+from package_helpers import package_modules
 
 
 def _first(rng: np.random.Generator) -> np.ndarray:
@@ -154,17 +156,29 @@ def test_runner_caps_blas_threads_at_runtime(tmp_path) -> None:
 
 
 def test_each_convention_has_one_implementation() -> None:
-    """The engines use the shared functions (docs/mechanisms-heterogeneity.md, docs/placebo.md); the
-    modules that once had their own copy no longer define one."""
-    from dualpilot.core import errors, tidy
-    from dualpilot.did import inference, staggered
-    from dualpilot.engines import resampling
-    from dualpilot.render import tables
-
-    assert placebo.crv1_factor is inference.crv1_factor
-    assert mechanisms.crv1_vcov is inference.crv1_vcov
-    assert staggered.crv1_vcov is inference.crv1_vcov
-    assert staggered.TIDY_COLUMNS is tidy.TIDY_COLUMNS  # its own frame is STAGGERED_COLUMNS
-    for module in (placebo, mechanisms, heterogeneity):
-        assert getattr(module, "draw_rng", resampling.draw_rng) is resampling.draw_rng
-    assert tables.require_columns is errors.require_columns
+    """Each shared convention is defined in exactly one module of the package (docs/architecture.md
+    lists where): the CRV1 factor, its K and vcov, the seeded rng of a draw, the gathering of shards, the
+    resampled p-value, the column check and the tidy columns."""
+    defined: dict[str, list[str]] = {}
+    for module, tree in package_modules().items():
+        for node in tree.body:
+            names: list[str] = []
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names = [node.name]
+            elif isinstance(node, ast.Assign):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names = [node.target.id]
+            for name in names:
+                defined.setdefault(name, []).append(module)
+    homes = {
+        "crv1_factor": "dualpilot.did.inference",
+        "crv1_vcov": "dualpilot.did.inference",
+        "fixest_df_k": "dualpilot.did.inference",
+        "draw_rng": "dualpilot.engines.resampling",
+        "resampled_pvalue": "dualpilot.engines.resampling",
+        "require_columns": "dualpilot.core.errors",
+        "TIDY_COLUMNS": "dualpilot.core.tidy",
+    }
+    for name, home in homes.items():
+        assert defined.get(name) == [home], (name, defined.get(name))

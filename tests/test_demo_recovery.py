@@ -351,12 +351,12 @@ def test_documented_recovery_table_is_the_default_demos(runs) -> None:
 
 def test_two_treatment_design_recovers_the_states_on_the_default_demo(runs) -> None:
     """docs/robustness.md, "Demo data": imputation state effects near the truth, single pilots near 0."""
-    from dualpilot.analyses import robustness
+    from dualpilot.analyses import pilot_order
 
     run = runs["default"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = robustness.two_treatment_design(run["panel"], CONTROLS, options=CONFIG["estimation"])
+        out = pilot_order.two_treatment_design(run["panel"], CONTROLS, options=CONFIG["estimation"])
     states = out[out["model"] == "imputation_states"].set_index("term")["estimate"]
     assert abs(states["dual_post"] - run["summary"]["att_dual_lq"]) < 0.01
     assert abs(states["sc_only_post"]) < 0.005 and abs(states["lc_only_post"]) < 0.005

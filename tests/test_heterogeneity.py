@@ -23,8 +23,10 @@ from dualpilot.analyses import heterogeneity as het
 from dualpilot.data.reference import load_usd_cny
 from dualpilot.demo import extracts as demo
 from dualpilot.engines import estimation as est
+from dualpilot.engines import resampling
 from dualpilot.engines.estimation import EstimationError
 from dualpilot.engines.resampling import draw_rng
+from dualpilot.render import heterogeneity as heterogeneity_output
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 
@@ -193,7 +195,7 @@ def test_permutation_draws_keep_city_labels(panel60: pd.DataFrame, groups60: pd.
     labels = groups60["region"]
     members = labels[labels.isin(pair)].sort_index()
     for _, row in draws.iterrows():
-        perm = het.permute_labels(
+        perm = resampling.permute_labels(
             members.to_numpy(), draw_rng(seed, int(row["draw"]), het.BDIFF_STREAM, "region", *pair)
         )
         assert (pd.Series(perm).value_counts() == members.value_counts()).all()
@@ -310,7 +312,7 @@ def test_degenerate_draws_raise_and_stratification(panel60: pd.DataFrame) -> Non
     labels = np.array(["a", "b", "a", "b", "b", "a"])
     strata = np.array([1, 1, 0, 0, 0, 0])
     for d in range(20):
-        perm = het.permute_labels(labels, draw_rng(0, d, het.BDIFF_STREAM, "x", "a", "b"), strata)
+        perm = resampling.permute_labels(labels, draw_rng(0, d, het.BDIFF_STREAM, "x", "a", "b"), strata)
         assert sorted(perm[:2]) == ["a", "b"] and sorted(perm[2:]) == ["a", "b", "b", "b"][
             :0
         ] + sorted(labels[2:])
@@ -358,10 +360,10 @@ def test_demo_panel_groups_match_planted_cells_and_gap_is_found() -> None:
 
 def test_heterogeneity_plot(panel60: pd.DataFrame) -> None:
     out = het.heterogeneity(panel60, CONTROLS, n_draws=0)
-    rows = het.split_rows(out)
+    rows = heterogeneity_output.split_rows(out)
     assert len(rows) == 9 and rows["dimension"].unique().tolist() == list(het.DEFAULT_DIMENSIONS)
     for language in ("en", "zh"):
-        fig = het.heterogeneity_plot(out, language=language, title="test")
+        fig = heterogeneity_output.heterogeneity_plot(out, language=language, title="test")
         assert isinstance(fig, Figure)
         (ax,) = fig.axes
         assert len(ax.get_yticks()) == 9
@@ -373,4 +375,4 @@ def test_heterogeneity_plot(panel60: pd.DataFrame) -> None:
             )
             assert labels[-1] == f"West ({last['n_clusters']:,} cities, {last['n_obs']:,} obs.)"
     with pytest.raises(ValueError, match="split-sample"):
-        het.heterogeneity_plot(out[out["model"].str.endswith("interaction")])
+        heterogeneity_output.heterogeneity_plot(out[out["model"].str.endswith("interaction")])

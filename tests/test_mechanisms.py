@@ -27,6 +27,7 @@ from scipy import stats
 
 from dualpilot.analyses import mechanisms as mech
 from dualpilot.engines import estimation as est
+from dualpilot.engines import resampling, twfe
 from dualpilot.engines.estimation import EstimationError
 from dualpilot.engines.resampling import draw_rng
 
@@ -76,7 +77,7 @@ def _close(a: float, b: float, rel: float = REL) -> bool:
 def test_fast_path_equals_estimation_fit(request, which: str, terms: list[str]) -> None:
     df = request.getfixturevalue(which)
     ref = est.fit(df, outcome="lq", terms=terms, controls=CONTROLS)
-    fast = mech.twfe_fit(df, outcome="lq", terms=terms, controls=CONTROLS)
+    fast = twfe.twfe_fit(df, outcome="lq", terms=terms, controls=CONTROLS)
     assert fast.n_obs == ref.n_obs and fast.n_clusters == ref.n_clusters
     for j, t in enumerate(terms):
         assert _close(fast.coef[j], ref.coef[t])
@@ -87,7 +88,7 @@ def test_fast_path_raises_on_absorbed_term(planted: pd.DataFrame) -> None:
     df = planted.copy()
     df["const_in_city"] = df["city_code"].astype(int) % 7
     with pytest.raises(EstimationError, match="const_in_city"):
-        mech.twfe_fit(df, outcome="lq", terms=["const_in_city"], controls=CONTROLS)
+        twfe.twfe_fit(df, outcome="lq", terms=["const_in_city"], controls=CONTROLS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ def test_bootstrap_draw_equals_hand_resampled_fit(unbalanced: pd.DataFrame) -> N
         unbalanced, MEDIATORS, CONTROLS, draws=[d], seed=seed, three_step_models=True
     )
     cities = np.sort(unbalanced["city_code"].unique())
-    chosen = mech.resample_clusters(len(cities), draw_rng(seed, d, mech.BOOTSTRAP_STREAM))
+    chosen = resampling.resample_clusters(len(cities), draw_rng(seed, d, mech.BOOTSTRAP_STREAM))
     parts = []
     for new_id, c in enumerate(chosen):
         part = unbalanced[unbalanced["city_code"] == cities[c]].copy()

@@ -23,12 +23,11 @@ import pytest
 import yaml
 
 from demo_mutations import CONFIG, build_panel_outputs, write_demo_raw
-from dualpilot.analyses import robustness as rb
-from dualpilot.analyses import spatial
+from dualpilot.analyses import spec_grid as rb
 from dualpilot.core.errors import InputError
 from dualpilot.core.tidy import TIDY_COLUMNS
 from dualpilot.data import panel as P
-from dualpilot.render import documents, tables
+from dualpilot.render import documents, maps, tables
 from dualpilot.workflow.config_checks import (
     HEADER_ALIASES,
     check_config,
@@ -283,10 +282,10 @@ def test_regression_tables_note_the_industry(tmp_path: Path) -> None:
 
 
 def test_figures_name_the_industry() -> None:
-    assert spatial.figure_text("zh") == spatial._TEXT["zh"]
-    zh = spatial.figure_text("zh", FINANCE_ZH)
+    assert "IT业区位熵" in maps.figure_text("zh")["pilot_title"]
+    zh = maps.figure_text("zh", FINANCE_ZH)
     assert zh["mean_lq"] == f"{FINANCE_ZH}均值" and FINANCE_ZH in zh["pilot_title"]
-    en = spatial.figure_text("en", "Finance employment location quotient")
+    en = maps.figure_text("en", "Finance employment location quotient")
     assert en["mean_lq"] == "Mean finance employment location quotient"
     assert en["pilot_title"].format(year=2023).startswith("Finance employment")
 

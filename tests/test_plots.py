@@ -308,7 +308,7 @@ def test_time_placebo_is_a_coefficient_plot_per_shift() -> None:
 
 
 def test_honestdid_figure_ticks_legend_and_labels() -> None:
-    from dualpilot.analyses import robustness
+    from dualpilot.render import robustness as robustness_figures
 
     m_grid = [0.0, 0.00511155, 0.01022311, 0.01533466, 0.02044621]
     rows = [("first_post", "none", "original", np.nan, 0.09, 0.14)]
@@ -318,9 +318,9 @@ def test_honestdid_figure_ticks_legend_and_labels() -> None:
     frame = pd.DataFrame(
         rows, columns=["target", "restriction", "method", "Mbar_or_M", "conf_low", "conf_high"]
     ).assign(event_study="imputation", base_period=-1, pre_periods="-5..-2", post_periods="0..7")
-    assert robustness.bound_ticks(m_grid) == ["0.000", "0.005", "0.010", "0.015", "0.020"]
-    assert robustness.bound_ticks([0.5, 1, 2]) == ["0.5", "1.0", "2.0"]
-    fig = robustness.honestdid_figure(frame, language="en")
+    assert robustness_figures.bound_ticks(m_grid) == ["0.000", "0.005", "0.010", "0.015", "0.020"]
+    assert robustness_figures.bound_ticks([0.5, 1, 2]) == ["0.5", "1.0", "2.0"]
+    fig = robustness_figures.honestdid_figure(frame, language="en")
     rm, sd = fig.axes
     assert [t.get_text() for t in sd.get_xticklabels()] == [
         "Original", "0.000", "0.005", "0.010", "0.015", "0.020"
@@ -332,7 +332,7 @@ def test_honestdid_figure_ticks_legend_and_labels() -> None:
         "Conditional-LF hybrid (C-LF)", "Fixed-length CI (FLCI)", "Conditional CI"
     ]  # fmt: skip
     if configure_fonts("zh") == "zh":
-        zh = robustness.honestdid_figure(frame, language="zh")
+        zh = robustness_figures.honestdid_figure(frame, language="zh")
         (legend,) = zh.legends
         assert [t.get_text() for t in legend.get_texts()][1] == "固定长度置信区间（FLCI）"
         assert zh.axes[0].get_title() == "首期效应（相对时间 0）"

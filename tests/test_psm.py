@@ -34,6 +34,7 @@ from scipy import stats
 from dualpilot.analyses import psm
 from dualpilot.analyses.psm import MatchOptions, PsmError
 from dualpilot.engines import estimation as est
+from dualpilot.render import psm as psm_figures
 from dualpilot.render.plots import save_figure
 
 CONTROLS = ["ln_gdp_pc", "ln_density", "industry", "gov", "open", "finance"]
@@ -563,12 +564,12 @@ def test_run_all_designs(small_panel):
 
 def test_density_figure(small_panel, tmp_path):
     res = psm.psm_did(small_panel, controls=CONTROLS, design="pooled")
-    fig = psm.pscore_density_figure(res.scores, language="en", title="PSM")
+    fig = psm_figures.pscore_density_figure(res.scores, language="en", title="PSM")
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert all(len(ax.lines) == 2 for ax in fig.axes)
     weighted = fig.axes[1].lines[1].get_ydata()
     plain = (
-        psm.pscore_density_figure(res.scores, language="en", weighted=False)
+        psm_figures.pscore_density_figure(res.scores, language="en", weighted=False)
         .axes[1]
         .lines[1]
         .get_ydata()
@@ -578,7 +579,7 @@ def test_density_figure(small_panel, tmp_path):
     assert (tmp_path / "d.png").stat().st_size > 0 and (tmp_path / "d.pdf").stat().st_size > 0
     stacked = pd.concat([res.scores, res.scores.assign(design="other")])
     with pytest.raises(PsmError, match="several designs"):
-        psm.pscore_density_figure(stacked, language="en")
+        psm_figures.pscore_density_figure(stacked, language="en")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -31,10 +31,21 @@ from pyfixest.demeaners import MapDemeaner
 from pyfixest.estimation.models.feols_ import Feols
 from scipy import stats
 
+from dualpilot.analyses import (
+    bacon,
+    honest_sensitivity,
+    pilot_order,
+    policy_recoding,
+    samples,
+    spec_grid,
+    staggered_did,
+)
 from dualpilot.analyses import baseline as analyses
-from dualpilot.analyses import robustness as rb
 from dualpilot.core.errors import SpecificationError
+from dualpilot.data import treatment
+from dualpilot.did import staggered
 from dualpilot.engines import estimation
+from dualpilot.render import robustness as robustness_figures
 from dualpilot.render import tables
 
 CONTROLS = ["ln_gdp_pc", "ln_density", "industry", "gov", "open", "finance"]
@@ -102,7 +113,7 @@ def planted(
     out = recompute(panel)
     codes, cities = pd.factorize(out["city_code"])
     years, year_values = pd.factorize(out["year"])
-    order = rb.pilot_order(out).to_numpy()
+    order = pilot_order.pilot_order(out).to_numpy()
     extra = np.zeros(len(out))
     for key, value in (dual_by_order or {}).items():
         extra += value * (order == key) * out["dual_post"].to_numpy()
@@ -142,16 +153,16 @@ def rows(tidy: pd.DataFrame, model: str) -> pd.DataFrame:
 def test_complete_cases_rows_and_units(panel: pd.DataFrame) -> None:
     df = panel.copy()
     df.loc[[3, 40, 41], "open"] = np.nan  # rows of cities 0 and 2
-    kept, label = rb.complete_cases(df, ["lq", "open"])
+    kept, label = samples.complete_cases(df, ["lq", "open"])
     assert len(kept) == len(df) - 3 and "3 dropped" in label
-    whole, label = rb.complete_cases(df, ["lq", "open"], whole_units=True)
+    whole, label = samples.complete_cases(df, ["lq", "open"], whole_units=True)
     gone = set(df.loc[[3, 40, 41], "city_code"])
     assert set(whole["city_code"]) == set(df["city_code"]) - gone
     assert f"{df['city_code'].nunique() - len(gone)} of {df['city_code'].nunique()}" in label
-    same, label = rb.complete_cases(panel, ["lq"])
+    same, label = samples.complete_cases(panel, ["lq"])
     assert same is panel and label == "full"
     with pytest.raises(SpecificationError, match="lacks"):
-        rb.complete_cases(panel, ["nope"])
+        samples.complete_cases(panel, ["nope"])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -160,13 +171,13 @@ def test_complete_cases_rows_and_units(panel: pd.DataFrame) -> None:
 
 
 def test_bacon_adds_up_to_pyfixest_twfe(panel: pd.DataFrame) -> None:
-    result = rb.bacon(panel)
+    result = bacon.bacon(panel)
     ref = pf.feols("lq ~ dual_post | city_code + year", data=panel, vcov="iid")
     assert result.twfe == pytest.approx(float(ref.coef()["dual_post"]), abs=1e-10)
     assert result.decomposition["weight"].sum() == pytest.approx(1.0, abs=1e-12)
     total = result.summary.set_index("type").loc["total", "estimate"]
     assert total == pytest.approx(result.twfe, abs=1e-10)
-    fig = rb.bacon_figure(result, language="en")
+    fig = robustness_figures.bacon_figure(result, language="en")
     assert isinstance(fig, Figure)
     (ax,) = fig.axes
     # table and figure say which regression is decomposed: model (1) without controls, not model (2)
@@ -178,7 +189,7 @@ def test_bacon_adds_up_to_pyfixest_twfe(panel: pd.DataFrame) -> None:
     with_controls = pf.feols(f"lq ~ dual_post + {' + '.join(CONTROLS)} | city_code + year", panel)
     assert abs(float(with_controls.coef()["dual_post"]) - result.twfe) > 1e-6  # not model (2)
     with pytest.raises(SpecificationError, match="balanced"):
-        rb.bacon(panel.iloc[1:])
+        bacon.bacon(panel.iloc[1:])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -189,7 +200,7 @@ def test_bacon_adds_up_to_pyfixest_twfe(panel: pd.DataFrame) -> None:
 def test_staggered_estimates_models_and_samples(panel: pd.DataFrame) -> None:
     df = panel.copy()
     df.loc[5, "open"] = np.nan
-    out = rb.staggered_estimates(df, CONTROLS, cs_est_method="reg")
+    out = staggered_did.staggered_estimates(df, CONTROLS, cs_est_method="reg")
     assert list(out.columns) == list(estimation.TIDY_COLUMNS)
     assert not out.duplicated(["model", "term"]).any()
     simple = out[out["term"] == "ATT"].set_index("model")
@@ -204,7 +215,7 @@ def test_staggered_estimates_models_and_samples(panel: pd.DataFrame) -> None:
     assert simple.loc["callaway_santanna_never_simple", "n_obs"] == len(df) - 18  # whole city out
     assert simple.loc["sun_abraham_simple", "n_obs"] == len(df) - 1  # one row out
     assert "cities without missing open" in simple.loc["callaway_santanna_never_simple", "sample"]
-    direct = rb.staggered.callaway_santanna(
+    direct = staggered.callaway_santanna(
         df[df["city_code"] != city],
         "city_code",
         "year",
@@ -239,13 +250,13 @@ def _sample(tidy: pd.DataFrame, model: str) -> str:
 def test_event_study_comparison_figure(panel: pd.DataFrame) -> None:
     # no single-pilot adjustment anywhere: every series shares the TWFE event study's structure
     twfe = analyses.event_study(panel, CONTROLS, window=(-4, 4))
-    robust = rb.staggered_estimates(panel, cs_control_groups=("notyet",))
+    robust = staggered_did.staggered_estimates(panel, cs_control_groups=("notyet",))
     series = {
         "CS": "callaway_santanna_notyet_dynamic",
         "SA": "sun_abraham_dynamic",
         "BJS": "imputation_dynamic",
     }
-    fig = rb.event_study_comparison(twfe, robust, series, window=(-4, 4), language="en")
+    fig = robustness_figures.event_study_comparison(twfe, robust, series, window=(-4, 4), language="en")
     legend, xs, note = _drawn(fig)
     # each estimator with its base period and its own sample (CS drops cities with a missing value)
     assert legend == [
@@ -257,10 +268,10 @@ def test_event_study_comparison_figure(panel: pd.DataFrame) -> None:
     # the binned TWFE endpoints (-4, 4) are not single event times like the robust ones: not drawn
     assert xs == [-3, -2, -1, 0, 1, 2, 3]
     assert "-3 to 3" in note and "absorbed in no series" in note and "not drawn (" not in note
-    assert len(rb.event_terms(robust[robust["model"] == "imputation_dynamic"], (-3, 3))) == 7
+    assert len(staggered_did.event_terms(robust[robust["model"] == "imputation_dynamic"], (-3, 3))) == 7
     with pytest.raises(SpecificationError, match="not in"):
-        rb.event_study_comparison(twfe, robust, {"x": "nope"}, window=(-4, 4))
-    varying = rb.event_study_comparison(
+        robustness_figures.event_study_comparison(twfe, robust, {"x": "nope"}, window=(-4, 4))
+    varying = robustness_figures.event_study_comparison(
         twfe, robust, series, window=(-4, 4), cs_base_period="varying", language="en"
     )
     assert _drawn(varying)[0][1].startswith("CS, pre-periods year on year (")
@@ -271,10 +282,10 @@ def test_event_study_comparison_draws_only_the_same_treatment_structure(
 ) -> None:
     # the one switch (event_study: adjust_single_pilots) on: TWFE, SA and imputation absorb the
     # single-pilot states, Callaway-Sant'Anna cannot and is left out, named in the figure
-    states = rb.single_pilot_controls(True)
-    assert states == ["sc_only_post", "lc_only_post"] and rb.single_pilot_controls(False) == []
+    states = staggered_did.single_pilot_controls(True)
+    assert states == ["sc_only_post", "lc_only_post"] and staggered_did.single_pilot_controls(False) == []
     twfe = analyses.event_study(analyses.pilot_states(panel), CONTROLS + states, window=(-4, 4))
-    robust = rb.staggered_estimates(
+    robust = staggered_did.staggered_estimates(
         panel,
         CONTROLS,
         adjust_single_pilots=True,
@@ -282,9 +293,9 @@ def test_event_study_comparison_draws_only_the_same_treatment_structure(
         cs_est_method="reg",
     )
     structure = {
-        m: rb.single_pilot_structure(robust[robust["model"] == m]) for m in robust["model"]
+        m: staggered_did.single_pilot_structure(robust[robust["model"] == m]) for m in robust["model"]
     }
-    assert rb.single_pilot_structure(twfe) == frozenset(states)
+    assert staggered_did.single_pilot_structure(twfe) == frozenset(states)
     assert structure["sun_abraham_dynamic"] == structure["imputation_dynamic"] == frozenset(states)
     assert structure["callaway_santanna_notyet_dynamic"] == frozenset()
     series = {
@@ -293,20 +304,20 @@ def test_event_study_comparison_draws_only_the_same_treatment_structure(
         "BJS": "imputation_dynamic",
     }
     legend, _, note = _drawn(
-        rb.event_study_comparison(twfe, robust, series, window=(-4, 4), language="en")
+        robustness_figures.event_study_comparison(twfe, robust, series, window=(-4, 4), language="en")
     )
     assert [text.split(",")[0] for text in legend] == ["TWFE", "SA", "BJS"]
     assert "absorbed in every series" in note and note.endswith(
         "\nNot drawn (single pilots handled differently): CS"
     )
-    zh = rb.event_study_comparison(twfe, robust, series, window=(-4, 4), language="zh")
+    zh = robustness_figures.event_study_comparison(twfe, robust, series, window=(-4, 4), language="zh")
     assert _drawn(zh)[2].endswith("\n未画（单一试点处理方式不同）：CS")
     with pytest.raises(SpecificationError, match="handles the single pilots"):
-        rb.event_study_comparison(twfe, robust, {"CS": "callaway_santanna_notyet_dynamic"})
+        robustness_figures.event_study_comparison(twfe, robust, {"CS": "callaway_santanna_notyet_dynamic"})
     # unadjusted TWFE next to adjusted SA/BJS: only CS matches
     plain = analyses.event_study(panel, CONTROLS, window=(-4, 4))
     legend = _drawn(
-        rb.event_study_comparison(plain, robust, series, window=(-4, 4), language="en")
+        robustness_figures.event_study_comparison(plain, robust, series, window=(-4, 4), language="en")
     )[0]
     assert [text.split(",")[0] for text in legend] == ["TWFE", "CS"]
 
@@ -315,10 +326,10 @@ def test_staggered_estimates_absorb_single_pilots_as_twfe(panel: pd.DataFrame) -
     # planted single-pilot effects: the dual-timing design without them in the model is biased, with them
     # (as the TWFE event study) the imputation and Sun-Abraham estimates recover the planted dual effect
     data = planted(panel, sc_only=0.15, lc_only=0.12, dual=0.30)
-    adjusted, vcov = rb.staggered_estimates_with_vcov(
+    adjusted, vcov = staggered_did.staggered_estimates_with_vcov(
         data, ["ln_gdp_pc"], adjust_single_pilots=True, cs_control_groups=()
     )
-    plain = rb.staggered_estimates(data, ["ln_gdp_pc"], cs_control_groups=())
+    plain = staggered_did.staggered_estimates(data, ["ln_gdp_pc"], cs_control_groups=())
     att = adjusted[adjusted["term"] == "ATT"].set_index("model")["estimate"]
     biased = plain[plain["term"] == "ATT"].set_index("model")["estimate"]
     for model in ("imputation_simple", "sun_abraham_simple"):
@@ -326,8 +337,8 @@ def test_staggered_estimates_absorb_single_pilots_as_twfe(panel: pd.DataFrame) -
         assert abs(biased[model] - 0.30) > 0.05, model
     assert set(adjusted["controls"]) == {"ln_gdp_pc+sc_only_post+lc_only_post"}
     # the same imputation as dualpilot.did.staggered with the states as time-varying covariates
-    direct = rb.staggered.imputation_did(
-        data, "city_code", "year", "dual_year", "lq", ["ln_gdp_pc", *rb.SINGLE_PILOT_STATES]
+    direct = staggered.imputation_did(
+        data, "city_code", "year", "dual_year", "lq", ["ln_gdp_pc", *staggered_did.SINGLE_PILOT_STATES]
     )
     imp = rows(adjusted, "imputation_dynamic")
     ref = direct[direct["aggregation"] == "dynamic"].set_index("term")
@@ -338,7 +349,7 @@ def test_staggered_estimates_absorb_single_pilots_as_twfe(panel: pd.DataFrame) -
 
 
 def test_event_study_base_periods_in_the_estimates(panel: pd.DataFrame) -> None:
-    out = rb.staggered_estimates(panel, cs_control_groups=("notyet",))
+    out = staggered_did.staggered_estimates(panel, cs_control_groups=("notyet",))
     # Sun-Abraham omits e = -1: stated by a base row, as the TWFE event study states its base
     sa = rows(out, "sun_abraham_dynamic")
     assert sa.loc["rel_-1", "estimate"] == 0 and math.isnan(sa.loc["rel_-1", "std_error"])
@@ -347,11 +358,11 @@ def test_event_study_base_periods_in_the_estimates(panel: pd.DataFrame) -> None:
     # imputation leads are mean first-stage residuals with their own SE: no normalised period
     imp = rows(out, "imputation_dynamic")
     assert not math.isnan(imp.loc["rel_-1", "std_error"]) and imp.loc["rel_-1", "estimate"] != 0
-    assert [rb.event_study_base(m) for m in ("event_study", "sun_abraham_dynamic")] == [
+    assert [staggered_did.event_study_base(m) for m in ("event_study", "sun_abraham_dynamic")] == [
         "omitted"
     ] * 2
-    assert rb.event_study_base("imputation_dynamic") == "none"
-    assert rb.event_study_base("callaway_santanna_never_dynamic", cs_base_period="varying") == (
+    assert staggered_did.event_study_base("imputation_dynamic") == "none"
+    assert staggered_did.event_study_base("callaway_santanna_never_dynamic", cs_base_period="varying") == (
         "varying"
     )
 
@@ -400,7 +411,7 @@ def test_event_study_estimates_read_the_reported_event_study(panel: pd.DataFrame
     reported, vcov = _event_study_files(panel, tmp_path, window=(-4, 4))
     terms = [f"rel_{k}" for k in (-4, -3, -2, 0, 1, 2, 3, 4)]
     assert list(vcov.index) == terms == list(vcov.columns)
-    coef = rb.event_study_estimates(reported, vcov)
+    coef = honest_sensitivity.event_study_estimates(reported, vcov)
     assert list(coef.index) == terms
     np.testing.assert_array_equal(coef, reported.set_index("term").loc[terms, "estimate"])
     # the vcov belongs to the model analyses.event_study reports (its standard errors)
@@ -411,17 +422,17 @@ def test_event_study_estimates_read_the_reported_event_study(panel: pd.DataFrame
     stale = reported.copy()
     stale.loc[stale["term"] == "rel_0", "std_error"] *= 1.01
     with pytest.raises(SpecificationError, match="different runs"):
-        rb.event_study_estimates(stale, vcov)
+        honest_sensitivity.event_study_estimates(stale, vcov)
     with pytest.raises(SpecificationError, match="lack the terms"):
-        rb.event_study_estimates(reported[reported["term"] != "rel_4"], vcov)
+        honest_sensitivity.event_study_estimates(reported[reported["term"] != "rel_4"], vcov)
     with pytest.raises(SpecificationError, match="square"):
-        rb.event_study_estimates(reported, vcov.iloc[:, :-1])
+        honest_sensitivity.event_study_estimates(reported, vcov.iloc[:, :-1])
 
 
 def test_honest_sensitivity_orders_coefficients_and_periods(panel: pd.DataFrame, tmp_path) -> None:
     reported, vcov = _event_study_files(panel, tmp_path, window=(-4, 3))
-    coef = rb.event_study_estimates(reported, vcov)
-    out = rb.honest_sensitivity(
+    coef = honest_sensitivity.event_study_estimates(reported, vcov)
+    out = honest_sensitivity.honest_sensitivity(
         coef, vcov, exclude_terms=["rel_-4", "rel_3"], Mbar_grid=(1.0,), M_grid=(0.0,), n_draws=200
     )
     assert set(out["pre_periods"]) == {"-3..-2"} and set(out["post_periods"]) == {"0..2"}
@@ -439,24 +450,24 @@ def test_honest_sensitivity_orders_coefficients_and_periods(panel: pd.DataFrame,
     )
     robust = out[out["restriction"] != "none"]
     assert (robust["conf_low"] <= robust["conf_high"]).all()
-    fig = rb.honestdid_figure(out, language="en")
+    fig = robustness_figures.honestdid_figure(out, language="en")
     assert len(fig.axes) == 4
     with pytest.raises(SpecificationError, match="exclude_terms"):
-        rb.honest_sensitivity(coef, vcov, exclude_terms=["rel_9"])
+        honest_sensitivity.honest_sensitivity(coef, vcov, exclude_terms=["rel_9"])
     with pytest.raises(SpecificationError, match="consecutive"):
-        rb.honest_sensitivity(coef, vcov, exclude_terms=["rel_1"])
+        honest_sensitivity.honest_sensitivity(coef, vcov, exclude_terms=["rel_1"])
 
 
 def test_honestdid_input_is_the_imputation_event_study_with_its_vcov(
     panel: pd.DataFrame, tmp_path
 ) -> None:
     # the files rule estimate_staggered writes and rule estimate_honestdid reads (CSV round trip)
-    estimates, vcov = rb.staggered_estimates_with_vcov(panel, CONTROLS, cs_control_groups=())
+    estimates, vcov = staggered_did.staggered_estimates_with_vcov(panel, CONTROLS, cs_control_groups=())
     estimates.to_csv(tmp_path / "staggered.csv", index=False)
     vcov.to_csv(tmp_path / "imputation_event_study_vcov.csv", index_label="term")
     reported = pd.read_csv(tmp_path / "staggered.csv")
     vcov = pd.read_csv(tmp_path / "imputation_event_study_vcov.csv", index_col="term")
-    coef, sigma, exclude = rb.honest_event_study(reported, vcov, window=(-4, 3))
+    coef, sigma, exclude = honest_sensitivity.honest_event_study(reported, vcov, window=(-4, 3))
     # the window's event times, re-expressed relative to e = -1 with their covariance: b_e - b_-1
     terms = [f"rel_{k}" for k in (-4, -3, -2, 0, 1, 2, 3)]
     assert list(coef.index) == list(sigma.index) == list(sigma.columns) == terms and exclude == []
@@ -472,7 +483,7 @@ def test_honestdid_input_is_the_imputation_event_study_with_its_vcov(
             + v[i["rel_-1"], i["rel_-1"]]
         )
         assert sigma.loc[s_, t_] == pytest.approx(want, rel=1e-12)
-    out = rb.honest_sensitivity(
+    out = honest_sensitivity.honest_sensitivity(
         coef, sigma, source="imputation", Mbar_grid=(1.0,), M_grid=(0.0,), n_draws=200
     )
     assert set(out["event_study"]) == {"imputation"} and set(out["base_period"]) == {-1}
@@ -483,23 +494,23 @@ def test_honestdid_input_is_the_imputation_event_study_with_its_vcov(
         coef["rel_0"] - z * math.sqrt(sigma.loc["rel_0", "rel_0"]), abs=1e-10
     )
     # the table and the figure state the event study and its base period
-    note = rb.honestdid_note(out, language="en")
+    note = robustness_figures.honestdid_note(out, language="en")
     assert note.startswith("Input: the imputation (Borusyak-Jaravel-Spiess) event study")
     assert (
         "differences from the coefficient at event time -1" in note
         and "pre-periods -4..-2, post-periods 0..3" in note
     )
-    fig = rb.honestdid_figure(out, language="en")
-    assert fig.get_suptitle() == rb.honestdid_note(out, language="en", short=True)
-    assert "以第 -1 期为省略的基期" in rb.honestdid_note(out.assign(event_study="twfe"))
+    fig = robustness_figures.honestdid_figure(out, language="en")
+    assert fig.get_suptitle() == robustness_figures.honestdid_note(out, language="en", short=True)
+    assert "以第 -1 期为省略的基期" in robustness_figures.honestdid_note(out.assign(event_study="twfe"))
     # the TWFE option reads the TWFE event study and leaves its binned endpoints out
     twfe, twfe_vcov = _event_study_files(panel, tmp_path, window=(-4, 3))
-    coef, _, exclude = rb.honest_event_study(twfe, twfe_vcov, source="twfe", window=(-4, 3))
+    coef, _, exclude = honest_sensitivity.honest_event_study(twfe, twfe_vcov, source="twfe", window=(-4, 3))
     assert "rel_-1" not in coef.index and exclude == ["rel_-4", "rel_3"]
     with pytest.raises(SpecificationError, match="one of"):
-        rb.honest_event_study(twfe, twfe_vcov, source="cs")
+        honest_sensitivity.honest_event_study(twfe, twfe_vcov, source="cs")
     with pytest.raises(SpecificationError, match="not in the reported event study"):
-        rb.honest_event_study(
+        honest_sensitivity.honest_event_study(
             twfe, twfe_vcov
         )  # the imputation event study is not in event_study.csv
 
@@ -543,10 +554,10 @@ def test_pilot_order_on_hand_cases() -> None:
         },
         index=[10, 11, 12, 13, 14, 15],
     )
-    order = rb.pilot_order(df)
+    order = pilot_order.pilot_order(df)
     assert order.tolist() == ["sc_first", "lc_first", "same_year", "", "", ""]
     assert list(order.index) == [10, 11, 12, 13, 14, 15]
-    ind = rb.order_indicators(df)
+    ind = pilot_order.order_indicators(df)
     assert ind.to_numpy().tolist() == [
         [1, 0, 0],
         [0, 1, 0],
@@ -555,14 +566,14 @@ def test_pilot_order_on_hand_cases() -> None:
         [0, 0, 0],
         [0, 0, 0],
     ]
-    assert rb.first_pilot_year(df).tolist()[:4] == [2012, 2010, 2013, 2010]
+    assert pilot_order.first_pilot_year(df).tolist()[:4] == [2012, 2010, 2013, 2010]
     bad = df.assign(dual_year=[2012, 2014, 2013, np.nan, np.nan, np.nan])
     with pytest.raises(SpecificationError, match="later"):
-        rb.pilot_order(bad)
+        pilot_order.pilot_order(bad)
 
 
 def _imputation_inputs(df: pd.DataFrame, states: list[str]) -> pd.DataFrame:
-    data = pd.concat([df, rb.order_indicators(df), rb.first_pilot_year(df)], axis=1)
+    data = pd.concat([df, pilot_order.order_indicators(df), pilot_order.first_pilot_year(df)], axis=1)
     return data
 
 
@@ -570,9 +581,9 @@ def _imputation_inputs(df: pd.DataFrame, states: list[str]) -> pd.DataFrame:
 @pytest.mark.parametrize("covariates", [[], ["ln_gdp_pc"]])
 def test_state_imputation_equals_did2s(make_panel, covariates: list[str]) -> None:
     df = planted(make_panel(n_cities=36, seed=11), sc_only=0.1, lc_only=0.05, dual=0.3)
-    states = list(rb.STATE_TERMS)
+    states = list(pilot_order.STATE_TERMS)
     data = _imputation_inputs(df, states)
-    fit = rb.state_imputation(data, states, covariates)
+    fit = pilot_order.state_imputation(data, states, covariates)
     ref_data = data.assign(
         city=pd.factorize(data["city_code"])[0],
         _treated=(data["year"] >= data["first_pilot_year"]).astype(bool),
@@ -608,11 +619,11 @@ def test_state_imputation_equals_did2s(make_panel, covariates: list[str]) -> Non
 def test_state_imputation_rejects_bad_states(panel: pd.DataFrame) -> None:
     data = _imputation_inputs(recompute(panel), [])
     with pytest.raises(SpecificationError, match="mutually exclusive"):
-        rb.state_imputation(data, ["sc_only_post", "dual_post"])  # lc_only rows uncovered
+        pilot_order.state_imputation(data, ["sc_only_post", "dual_post"])  # lc_only rows uncovered
     with pytest.raises(SpecificationError, match="lack"):
-        rb.state_imputation(data, ["nope"])
+        pilot_order.state_imputation(data, ["nope"])
     with pytest.raises(SpecificationError, match="missing"):
-        rb.state_imputation(
+        pilot_order.state_imputation(
             data.assign(lq=np.where(data.index == 0, np.nan, data["lq"])), ["dual_post"]
         )
 
@@ -626,7 +637,7 @@ def test_two_treatment_design_recovers_planted_states_and_orders(make_panel) -> 
         dual=0.30,
         dual_by_order={"sc_first": 0.20, "same_year": -0.10},
     )
-    out = rb.two_treatment_design(df, ["ln_gdp_pc"])
+    out = pilot_order.two_treatment_design(df, ["ln_gdp_pc"])
     assert list(out.columns) == list(estimation.TIDY_COLUMNS)
     truth_order = {"dual_sc_first": 0.50, "dual_lc_first": 0.30, "dual_same_year": 0.20}
     # the pooled dual effect is heterogeneous by order: only imputation keeps the single states clean
@@ -645,7 +656,7 @@ def test_two_treatment_design_recovers_planted_states_and_orders(make_panel) -> 
         assert od.loc["wald: dual_sc_first = dual_lc_first", "p_value"] < 1e-6
         inc = od.loc["lincom: dual_lc_first - lc_only_post", "estimate"]
         assert inc == pytest.approx(0.25, abs=0.03)
-        syn = st_rows.loc["lincom: " + rb.SYNERGY_LABEL]
+        syn = st_rows.loc["lincom: " + pilot_order.SYNERGY_LABEL]
         comb = (
             st_rows.loc["dual_post", "estimate"]
             - st_rows.loc["sc_only_post", "estimate"]
@@ -667,7 +678,7 @@ def test_imputation_states_average_heterogeneous_effects(make_panel) -> None:
         seed=9,
     )
     truth = (0.1 + 0.04 * df.loc[df["dual_post"] == 1, "years_since_dual"]).mean()
-    out = rb.two_treatment_design(df, CONTROLS)
+    out = pilot_order.two_treatment_design(df, CONTROLS)
     imp = rows(out, "imputation_states")
     assert imp.loc["dual_post", "estimate"] == pytest.approx(truth, abs=0.01)
     assert imp.loc["sc_only_post", "estimate"] == pytest.approx(0.08, abs=0.01)
@@ -675,7 +686,7 @@ def test_imputation_states_average_heterogeneous_effects(make_panel) -> None:
 
 
 def test_two_treatment_design_leaves_out_an_empty_order(panel: pd.DataFrame, caplog) -> None:
-    out = rb.two_treatment_design(panel, CONTROLS)  # the synthetic pattern has no same-year city
+    out = pilot_order.two_treatment_design(panel, CONTROLS)  # the synthetic pattern has no same-year city
     assert "dual_same_year" not in set(out["term"])
     assert "wald: dual_sc_first = dual_lc_first" in set(rows(out, "imputation_order").index)
     assert "no dual city in pilot order" in caplog.text
@@ -687,7 +698,7 @@ def test_two_treatment_design_leaves_out_an_empty_order(panel: pd.DataFrame, cap
 
 
 def test_parse_grid_validates() -> None:
-    specs = rb.parse_grid(
+    specs = spec_grid.parse_grid(
         [
             {"name": "a", "label": {"zh": "甲", "en": "A"}},
             {"name": "b", "drop_if": {"is_municipality": 1}, "winsorise": [0.01, 0.99]},
@@ -710,7 +721,7 @@ def test_parse_grid_validates() -> None:
     ]
     for raw, message in bad:
         with pytest.raises(SpecificationError, match=message):
-            rb.parse_grid(raw)
+            spec_grid.parse_grid(raw)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -718,9 +729,9 @@ def test_parse_grid_validates() -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def build(panel: pd.DataFrame, raw: dict, **kwargs) -> rb.SpecData:
-    (spec,) = rb.parse_grid([raw])
-    return rb.build_spec(panel, spec, controls=CONTROLS, **kwargs)
+def build(panel: pd.DataFrame, raw: dict, **kwargs) -> spec_grid.SpecData:
+    (spec,) = spec_grid.parse_grid([raw])
+    return spec_grid.build_spec(panel, spec, controls=CONTROLS, **kwargs)
 
 
 def assert_same_except(a: pd.DataFrame, b: pd.DataFrame, changed: set[str]) -> None:
@@ -857,7 +868,7 @@ def coded(panel: pd.DataFrame):
         columns=cols,
     )
     lists = {"smart_city": sc, "low_carbon": lc}
-    recoder = rb.PolicyRecoder(lists, master, POLICY, last_year=2023)
+    recoder = policy_recoding.PolicyRecoder(lists, master, POLICY, last_year=2023)
     base = recoder(with_flags(panel), {})
     return base, recoder, {"a": a, "b": b, "c": c, "d": d, "e": e, "p2": p2}
 
@@ -869,11 +880,11 @@ def _changed_cities(a: pd.DataFrame, b: pd.DataFrame, column: str) -> set[str]:
 
 def test_recoding_under_the_configured_policy_is_the_panel(coded) -> None:
     base, recoder, who = coded
-    rb.check_coding(base, recoder(base, {}))
+    policy_recoding.check_coding(base, recoder(base, {}))
     assert base.loc[base["city_code"] == who["c"], "sc_year"].iloc[0] == 2014
     altered = base.assign(dual_post=1 - base["dual_post"])
     with pytest.raises(SpecificationError, match="dual_post"):
-        rb.check_coding(altered, recoder(base, {}))
+        policy_recoding.check_coding(altered, recoder(base, {}))
 
 
 def test_policy_specs_recode_exactly_the_cities_they_concern(coded) -> None:
@@ -882,7 +893,7 @@ def test_policy_specs_recode_exactly_the_cities_they_concern(coded) -> None:
 
     def recoded(policy: dict) -> pd.DataFrame:
         sd = build(base, {"name": "p", "policy": policy}, recode=recoder)
-        assert_same_except(base, sd.data, set(rb.treatment.TREATMENT_COLUMNS))
+        assert_same_except(base, sd.data, set(treatment.TREATMENT_COLUMNS))
         return sd.data
 
     sc3 = recoded({"smart_city": {"batch_years": [2012, 2013, 2015]}})
@@ -912,7 +923,7 @@ def test_policy_specs_recode_exactly_the_cities_they_concern(coded) -> None:
 def test_load_pilot_lists_prefers_the_raw_dir(tmp_path) -> None:
     header = "batch,name,level,province,city_code,source\n"
     shipped = {}
-    for key, name in rb.PILOT_FILES.items():
+    for key, name in policy_recoding.PILOT_FILES.items():
         path = tmp_path / f"shipped_{name}"
         path.write_text(header + "1,甲市,prefecture,P01,110100,shipped\n", encoding="utf-8")
         shipped[key] = path
@@ -921,7 +932,7 @@ def test_load_pilot_lists_prefers_the_raw_dir(tmp_path) -> None:
     (raw / "policy" / "smart_city_pilots.csv").write_text(
         header + "2,乙市,prefecture,P01,110200,user\n", encoding="utf-8"
     )
-    lists = rb.load_pilot_lists(raw, shipped, {"P01"})
+    lists = policy_recoding.load_pilot_lists(raw, shipped, {"P01"})
     assert lists["smart_city"]["source"].tolist() == ["user"]
     assert lists["low_carbon"]["source"].tolist() == ["shipped"]
 
@@ -933,7 +944,7 @@ def test_load_pilot_lists_prefers_the_raw_dir(tmp_path) -> None:
 
 def test_run_grid_estimates_match_pyfixest(panel: pd.DataFrame) -> None:
     df = with_flags(panel)
-    specs = rb.parse_grid(
+    specs = spec_grid.parse_grid(
         [
             {"name": "baseline"},
             {"name": "drop_caps", "drop_if": {"is_provincial_capital": [1]}},
@@ -943,7 +954,7 @@ def test_run_grid_estimates_match_pyfixest(panel: pd.DataFrame) -> None:
         ]
     )
     boot = {"reps": 99, "seed": 7, "weights_type": "webb"}
-    grid, described = rb.run_grid(df, specs, controls=CONTROLS, bootstrap=boot)
+    grid, described = spec_grid.run_grid(df, specs, controls=CONTROLS, bootstrap=boot)
     fml = " + ".join(CONTROLS)
     refs = {
         "baseline": ("lq", "dual_post", df),
@@ -970,14 +981,14 @@ def test_run_grid_estimates_match_pyfixest(panel: pd.DataFrame) -> None:
     assert prov.loc["dual_post", "n_clusters"] == df["province"].nunique()
     p_boot = prov.loc["wildboot: dual_post", "p_value"]
     assert 0 <= p_boot <= 1 and "seed 7" in prov.loc["wildboot: dual_post", "vcov"]
-    again, _ = rb.run_grid(df, [specs[-1]], controls=CONTROLS, bootstrap=boot)
+    again, _ = spec_grid.run_grid(df, [specs[-1]], controls=CONTROLS, bootstrap=boot)
     assert rows(again, "prov").loc["wildboot: dual_post", "p_value"] == p_boot
     assert described["model"].tolist() == [s.name for s in specs]
     assert described.set_index("model").loc["lag", "treatment"] == "dual_post_lag1"
     with pytest.raises(SpecificationError, match="no settings"):
-        rb.run_grid(df, [specs[-1]], controls=CONTROLS)
+        spec_grid.run_grid(df, [specs[-1]], controls=CONTROLS)
 
-    table = rb.robustness_table(grid, described, language="en", bootstrap=boot)
+    table = robustness_figures.robustness_table(grid, described, language="en", bootstrap=boot)
     md = tables.to_markdown(table)
     assert md.count("\n| ") == 2 + len(specs)  # header, rule and one line per spec
     assert "IT employment share (%)" in md and "province (" in md and "seed 7" in md
@@ -991,5 +1002,5 @@ def test_run_grid_estimates_match_pyfixest(panel: pd.DataFrame) -> None:
         f"({base['std_error']:.3f})",
     )
     assert first[-1] == f"city ({df['city_code'].nunique()})" and first[4] == ""
-    tex = tables.to_latex(rb.robustness_table(grid, described, language="zh", bootstrap=boot))
+    tex = tables.to_latex(robustness_figures.robustness_table(grid, described, language="zh", bootstrap=boot))
     assert "\\toprule" in tex and "省份" in tex

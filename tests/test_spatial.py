@@ -1,4 +1,4 @@
-"""Tests of dualpilot.analyses.spatial: GCJ-02 conversion, the boundary layer, weights, Moran's I, figures.
+"""Tests of dualpilot.data.geography, dualpilot.analyses.spatial and dualpilot.render.maps: GCJ-02 conversion, the boundary layer, weights, Moran's I, figures.
 
 Independent implementations: prcoords (GCJ-02), libpysal (queen contiguity, kNN, attach_islands),
 esda (global and local Moran's I), mapclassify (Fisher-Jenks). esda's conditional randomisation is
@@ -29,7 +29,10 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from dualpilot.analyses import spatial as sp
+from dualpilot.data import geography
 from dualpilot.data.reference import load_city_master
+from dualpilot.engines import resampling
+from dualpilot.render import maps
 from dualpilot.render.plots import configure_fonts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,12 +63,12 @@ def _metres(lon1, lat1, lon2, lat2) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def geo() -> gpd.GeoDataFrame:
-    return sp.load_boundaries(LAYER)
+    return geography.load_boundaries(LAYER)
 
 
 @pytest.fixture(scope="module")
 def dash() -> gpd.GeoDataFrame:
-    return sp.load_dash_line(DASH)
+    return geography.load_dash_line(DASH)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +87,7 @@ def spatial_panel(geo, master) -> pd.DataFrame:
     """Every master city in its years 2006-2023: lq with an east-west trend (positive spatial
     autocorrelation), pilot indicators drawn at random. 巢湖 and 莱芜 have rows but no polygon."""
     rng = np.random.default_rng(11)
-    centroid = geo.set_index("code").to_crs(sp.ALBERS_CHINA).centroid
+    centroid = geo.set_index("code").to_crs(geography.ALBERS_CHINA).centroid
     rows = []
     for city in master.itertuples():
         x = centroid[city.city_code].x if city.city_code in centroid.index else 0.0
@@ -117,10 +120,10 @@ def spatial_panel(geo, master) -> pd.DataFrame:
 
 def test_gcj_known_points():
     wlat, wlon, glat, glon = (np.array(v) for v in zip(*KNOWN_POINTS, strict=True))
-    f_lon, f_lat = sp.wgs84_to_gcj02(wlon, wlat)
+    f_lon, f_lat = geography.wgs84_to_gcj02(wlon, wlat)
     np.testing.assert_allclose(f_lon, glon, rtol=0, atol=1e-9)
     np.testing.assert_allclose(f_lat, glat, rtol=0, atol=1e-9)
-    i_lon, i_lat = sp.gcj02_to_wgs84(glon, glat)
+    i_lon, i_lat = geography.gcj02_to_wgs84(glon, glat)
     assert _metres(i_lon, i_lat, wlon, wlat).max() < 0.001  # < 1 mm
     # the offset itself is hundreds of metres: the inverse is not the identity
     assert _metres(glon, glat, wlon, wlat).min() > 100
@@ -130,40 +133,40 @@ def test_gcj_forward_matches_prcoords_and_round_trip():
     rng = np.random.default_rng(0)
     lon = rng.uniform(73.5, 135.0, 2000)
     lat = rng.uniform(3.5, 53.5, 2000)
-    f_lon, f_lat = sp.wgs84_to_gcj02(lon, lat)
+    f_lon, f_lat = geography.wgs84_to_gcj02(lon, lat)
     ref = np.array([prcoords.wgs_gcj((b, a)) for a, b in zip(lon[:300], lat[:300], strict=True)])
     np.testing.assert_allclose(f_lat[:300], ref[:, 0], rtol=0, atol=1e-10)
     np.testing.assert_allclose(f_lon[:300], ref[:, 1], rtol=0, atol=1e-10)
-    back_lon, back_lat = sp.gcj02_to_wgs84(f_lon, f_lat)
+    back_lon, back_lat = geography.gcj02_to_wgs84(f_lon, f_lat)
     assert _metres(back_lon, back_lat, lon, lat).max() < 0.001
     # and the other way round: gcj(wgs(g)) == g
-    g_lon, g_lat = sp.wgs84_to_gcj02(*sp.gcj02_to_wgs84(lon, lat))
+    g_lon, g_lat = geography.wgs84_to_gcj02(*geography.gcj02_to_wgs84(lon, lat))
     np.testing.assert_allclose(g_lon, lon, rtol=0, atol=1e-10)
     np.testing.assert_allclose(g_lat, lat, rtol=0, atol=1e-10)
 
 
 def test_gcj_outside_box_unchanged_and_errors():
     lon, lat = np.array([10.0, 140.0, 100.0]), np.array([50.0, 30.0, 60.0])
-    for fn in (sp.wgs84_to_gcj02, sp.gcj02_to_wgs84):
+    for fn in (geography.wgs84_to_gcj02, geography.gcj02_to_wgs84):
         out_lon, out_lat = fn(lon, lat)
         np.testing.assert_array_equal(out_lon, lon)
         np.testing.assert_array_equal(out_lat, lat)
     with pytest.raises(ValueError, match="finite"):
-        sp.gcj02_to_wgs84([np.nan], [30.0])
+        geography.gcj02_to_wgs84([np.nan], [30.0])
     with pytest.raises(ValueError, match="shape"):
-        sp.wgs84_to_gcj02([1.0, 2.0], [3.0])
+        geography.wgs84_to_gcj02([1.0, 2.0], [3.0])
     with pytest.raises(RuntimeError, match="did not reach"):
-        sp.gcj02_to_wgs84([116.4], [39.9], tol=0.0, max_iter=2)
+        geography.gcj02_to_wgs84([116.4], [39.9], tol=0.0, max_iter=2)
 
 
 def test_gcj_geometries_keep_shared_edges():
     left = shapely.box(116.0, 39.0, 116.5, 39.5)
     right = shapely.box(116.5, 39.0, 117.0, 39.5)
-    out = sp.gcj02_to_wgs84_geometries(np.array([left, right], dtype=object))
+    out = geography.gcj02_to_wgs84_geometries(np.array([left, right], dtype=object))
     assert shapely.coverage_is_valid(out)
     assert out[0].intersection(out[1]).length > 0.49  # still one shared edge
     src = shapely.get_coordinates(left)
-    lon, lat = sp.gcj02_to_wgs84(src[:, 0], src[:, 1])
+    lon, lat = geography.gcj02_to_wgs84(src[:, 0], src[:, 1])
     np.testing.assert_array_equal(shapely.get_coordinates(out[0]), np.column_stack([lon, lat]))
 
 
@@ -201,7 +204,7 @@ def test_dash_line(dash):
     assert len(dash) == 1
     assert shapely.get_num_geometries(dash.geometry.iloc[0]) == 10
     west, south, east, north = dash.total_bounds
-    box = sp.SCS_BOX
+    box = maps.SCS_BOX
     assert box[0] <= west and box[1] <= south and east <= box[2] and north <= box[3]
 
 
@@ -228,11 +231,11 @@ def test_layer_rebuilds_identically(tmp_path):
 
 def test_load_boundaries_rejects_bad_layers(geo, tmp_path):
     with pytest.raises(ValueError, match="lacks column"):
-        sp.check_layer(geo.drop(columns="province"))
+        geography.check_layer(geo.drop(columns="province"))
     with pytest.raises(ValueError, match="duplicate codes"):
-        sp.check_layer(pd.concat([geo.iloc[:2], geo.iloc[:1]]))
+        geography.check_layer(pd.concat([geo.iloc[:2], geo.iloc[:1]]))
     with pytest.raises(ValueError, match="non-polygon"):
-        sp.check_layer(geo.assign(geometry=geo.representative_point()))
+        geography.check_layer(geo.assign(geometry=geo.representative_point()))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,7 +250,7 @@ def test_fisher_jenks_matches_mapclassify():
         ours = sp.fisher_jenks_breaks(x, k)
         ref = mapclassify.FisherJenks(x[np.isfinite(x)], k=k)
         np.testing.assert_allclose(ours, ref.bins, rtol=0, atol=1e-12)
-        classes = sp._classify(x[np.isfinite(x)], ours)
+        classes = maps._classify(x[np.isfinite(x)], ours)
         np.testing.assert_array_equal(classes, ref.yb)
         assert np.all(np.diff(ours) > 0)
 
@@ -279,7 +282,7 @@ def _lattice(nrow: int, ncol: int) -> gpd.GeoDataFrame:
             "in_master": True,
         },
         geometry=boxes,
-        crs=sp.ALBERS_CHINA,
+        crs=geography.ALBERS_CHINA,
     )
 
 
@@ -460,11 +463,11 @@ def test_local_moran_matches_esda(geo, master_weights, tmp_path):
 
 
 def test_local_moran_draws_are_seeded():
-    draws = sp.conditional_draws(30, 4, 50, seed=9)
+    draws = resampling.conditional_draws(30, 4, 50, seed=9)
     assert draws.shape == (50, 4) and draws.min() >= 0 and draws.max() <= 28
     assert all(len(set(row)) == 4 for row in draws.tolist())
-    np.testing.assert_array_equal(draws, sp.conditional_draws(30, 4, 50, seed=9))
-    assert not np.array_equal(draws, sp.conditional_draws(30, 4, 50, seed=10))
+    np.testing.assert_array_equal(draws, resampling.conditional_draws(30, 4, 50, seed=9))
+    assert not np.array_equal(draws, resampling.conditional_draws(30, 4, 50, seed=10))
 
 
 def test_morans_i_per_year(spatial_panel, geo):
@@ -489,7 +492,7 @@ def test_morans_i_per_year(spatial_panel, geo):
 
 
 def test_lq_maps(spatial_panel, geo, dash):
-    fig = sp.lq_maps(spatial_panel, geo, years=(2006, 2012, 2018, 2023), k=5, dash_line=dash)
+    fig = maps.lq_maps(spatial_panel, geo, years=(2006, 2012, 2018, 2023), k=5, dash_line=dash)
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 4
     assert all(len(ax.child_axes) == 1 for ax in fig.axes)  # the South China Sea insets
@@ -504,11 +507,11 @@ def test_lq_maps(spatial_panel, geo, dash):
     bounds = sp.fisher_jenks_breaks(pooled["lq"], 5)
     assert texts[-2].endswith(f"{bounds[-1]:.2f}") and texts[0].startswith(f"{pooled.lq.min():.2f}")
     with pytest.raises(ValueError, match="not in the panel"):
-        sp.lq_maps(spatial_panel, geo, years=(2005,))
+        maps.lq_maps(spatial_panel, geo, years=(2005,))
 
 
 def test_pilot_map_and_english(spatial_panel, geo):
-    fig = sp.pilot_map(spatial_panel, geo, language="en")
+    fig = maps.pilot_map(spatial_panel, geo, language="en")
     assert len(fig.axes) == 1 and len(fig.axes[0].child_axes) == 1  # inset from 三沙 alone
     ax = fig.axes[0]
     assert ax.get_title() == "IT location quotient and pilot cities, 2023"
@@ -519,7 +522,7 @@ def test_pilot_map_and_english(spatial_panel, geo):
 
 def test_regional_trends(spatial_panel):
     table = sp.regional_trends(spatial_panel)
-    fig = sp.regional_trends_figure(table)
+    fig = maps.regional_trends_figure(table)
     assert list(dict.fromkeys(table["region"])) == ["east", "central", "west", "northeast"]
     expected = spatial_panel.groupby(["region4", "year"])["lq"].mean()
     got = table.set_index(["region", "year"])["mean_lq"]
@@ -532,10 +535,10 @@ def test_local_hotspots(spatial_panel, geo):
     table = sp.local_hotspots(spatial_panel, geo, seed=3, permutations=99)
     assert sorted(table["year"].unique()) == [2006, 2023]
     # drawn from the table as rule render_maps reads it back from lisa_clusters.csv
-    fig = sp.lisa_figure(table.astype({"city_code": int}), geo, alpha=0.05)
+    fig = maps.lisa_figure(table.astype({"city_code": int}), geo, alpha=0.05)
     assert len(fig.axes) == 2
     faces = {tuple(c) for ax in fig.axes for coll in ax.collections for c in coll.get_facecolors()}
-    assert to_rgba(sp.CLUSTER_COLOURS["HH"]) in faces and to_rgba(sp.CLUSTER_COLOURS["LL"]) in faces
+    assert to_rgba(maps.CLUSTER_COLOURS["HH"]) in faces and to_rgba(maps.CLUSTER_COLOURS["LL"]) in faces
     sig = table["p_sim"] < 0.05
     assert (table.loc[sig, "cluster"] == table.loc[sig, "quadrant"]).all()
     assert (table.loc[~sig, "cluster"] == "ns").all()
@@ -547,7 +550,7 @@ def test_local_hotspots(spatial_panel, geo):
 
 
 def test_lq_densities(spatial_panel):
-    fig = sp.lq_densities(spatial_panel, years=(2006, 2023))
+    fig = maps.lq_densities(spatial_panel, years=(2006, 2023))
     (ax,) = fig.axes
     lines = ax.get_lines()
     assert len(lines) == 2

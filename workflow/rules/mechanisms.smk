@@ -126,6 +126,7 @@ rule render_mechanisms_heterogeneity:
                 for g in d["groups"]
             }
         ),
+        treatment=config["headline"]["term"],
         tables=config["tables"],
         figures=config["figures"],
         outcome_industry=config["outcome_industry"],  # whose location quotient lq is, in labels and notes

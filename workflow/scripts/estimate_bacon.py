@@ -12,11 +12,11 @@ log = logging.getLogger("dualpilot.estimate_bacon")
 
 
 def main(inputs, outputs, params):
-    from dualpilot.analyses import robustness
+    from dualpilot.analyses import bacon
     from dualpilot.data.panel import read_panel
 
     estimation = params.estimation
-    result = robustness.bacon(
+    result = bacon.bacon(
         read_panel(inputs.panel),
         outcome=estimation["outcome"],
         treatment_col=params.treatment,

@@ -17,10 +17,10 @@ log = logging.getLogger("dualpilot.estimate_honestdid")
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot.analyses import robustness
+    from dualpilot.analyses import honest_sensitivity
 
     opts = params.honestdid
-    coef, vcov, exclude = robustness.honest_event_study(
+    coef, vcov, exclude = honest_sensitivity.honest_event_study(
         pd.read_csv(inputs.event_study),
         pd.read_csv(inputs.vcov, index_col="term"),
         source=opts["event_study"],
@@ -28,7 +28,7 @@ def main(inputs, outputs, params):
         window=params.window,
         exclude_endpoints=opts["exclude_endpoints"],
     )
-    result = robustness.honest_sensitivity(
+    result = honest_sensitivity.honest_sensitivity(
         coef,
         vcov,
         base=params.base,

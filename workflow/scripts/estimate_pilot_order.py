@@ -10,10 +10,10 @@ log = logging.getLogger("dualpilot.estimate_pilot_order")
 
 
 def main(inputs, outputs, params):
-    from dualpilot.analyses import robustness
+    from dualpilot.analyses import pilot_order
     from dualpilot.data.panel import read_panel
 
-    estimates = robustness.two_treatment_design(
+    estimates = pilot_order.two_treatment_design(
         read_panel(inputs.panel), params.controls, options=params.estimation
     )
     estimates.to_csv(outputs.estimates, index=False)

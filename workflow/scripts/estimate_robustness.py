@@ -14,22 +14,22 @@ log = logging.getLogger("dualpilot.estimate_robustness")
 
 
 def main(inputs, outputs, params):
-    from dualpilot.analyses import robustness
+    from dualpilot.analyses import policy_recoding, spec_grid
     from dualpilot.data import reference
     from dualpilot.data.panel import read_panel
 
     panel = read_panel(inputs.panel)
     master = reference.load_city_master(inputs.city_master)
-    lists = robustness.load_pilot_lists(
+    lists = policy_recoding.load_pilot_lists(
         params.raw_dir,
         {"smart_city": inputs.smart_city, "low_carbon": inputs.low_carbon},
         set(master["province"]),
     )
-    recode = robustness.PolicyRecoder(lists, master, params.policy, int(params.years[1]))
-    robustness.check_coding(panel, recode(panel, {}))
-    grid, specs = robustness.run_grid(
+    recode = policy_recoding.PolicyRecoder(lists, master, params.policy, int(params.years[1]))
+    policy_recoding.check_coding(panel, recode(panel, {}))
+    grid, specs = spec_grid.run_grid(
         panel,
-        robustness.parse_grid(params.specs),
+        spec_grid.parse_grid(params.specs),
         controls=params.controls,
         options=params.estimation,
         bootstrap=params.bootstrap,

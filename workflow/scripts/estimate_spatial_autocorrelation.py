@@ -10,11 +10,12 @@ log = logging.getLogger("dualpilot.estimate_spatial_autocorrelation")
 
 def main(inputs, outputs, params):
     from dualpilot.analyses import spatial
+    from dualpilot.data import geography
     from dualpilot.data.panel import read_panel
 
     spec = params.spatial
     panel = read_panel(inputs.panel)
-    geo = spatial.load_boundaries(inputs.layer)
+    geo = geography.load_boundaries(inputs.layer)
     moran = spatial.morans_i(
         panel,
         geo,

@@ -14,12 +14,12 @@ log = logging.getLogger("dualpilot.estimate_staggered")
 
 
 def main(inputs, outputs, params):
-    from dualpilot.analyses import robustness
+    from dualpilot.analyses import staggered_did
     from dualpilot.data.panel import read_panel
 
     options = dict(params.options)
     estimation = params.estimation
-    estimates, vcov = robustness.staggered_estimates_with_vcov(
+    estimates, vcov = staggered_did.staggered_estimates_with_vcov(
         read_panel(inputs.panel),
         params.controls if options.pop("use_controls") else (),
         adjust_single_pilots=params.adjust_single_pilots,

@@ -7,21 +7,21 @@ from dualpilot.workflow.runner import run
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot.analyses import spatial
+    from dualpilot.data import geography
     from dualpilot.data.panel import read_panel
-    from dualpilot.render import tables
+    from dualpilot.render import maps, tables
     from dualpilot.render.plots import save_figure
 
     spec, lang, dpi = params.spatial, params.language, params.dpi
     # the outcome industry's lq label when it is not the IT sector (the figures' own texts name IT)
     lq_label = None
     if params.outcome_industry != "it_emp":
-        lq_label = tables.load_labels(inputs.labels).for_outcome_industry(params.outcome_industry)
-        lq_label = lq_label.get("lq", lang)
+        labels = tables.load_labels(inputs.labels).for_outcome_industry(params.outcome_industry)
+        lq_label = labels.get("lq", lang)
     panel = read_panel(inputs.panel)
-    geo = spatial.load_boundaries(inputs.layer)
-    dash = spatial.load_dash_line(inputs.dash_line)
-    fig = spatial.lq_maps(
+    geo = geography.load_boundaries(inputs.layer)
+    dash = geography.load_dash_line(inputs.dash_line)
+    fig = maps.lq_maps(
         panel,
         geo,
         spec["map_years"],
@@ -31,7 +31,7 @@ def main(inputs, outputs, params):
         lq_label=lq_label,
     )
     save_figure(fig, outputs.maps_png, outputs.maps_pdf, dpi=dpi)
-    fig = spatial.pilot_map(
+    fig = maps.pilot_map(
         panel,
         geo,
         spec["pilot_map_year"],
@@ -42,13 +42,11 @@ def main(inputs, outputs, params):
     )
     save_figure(fig, outputs.pilots_png, outputs.pilots_pdf, dpi=dpi)
     lisa = pd.read_csv(inputs.lisa, dtype={"city_code": str})
-    fig = spatial.lisa_figure(lisa, geo, alpha=spec["lisa_alpha"], dash_line=dash, language=lang)
+    fig = maps.lisa_figure(lisa, geo, alpha=spec["lisa_alpha"], dash_line=dash, language=lang)
     save_figure(fig, outputs.lisa_png, outputs.lisa_pdf, dpi=dpi)
-    fig = spatial.regional_trends_figure(
-        pd.read_csv(inputs.trends), language=lang, lq_label=lq_label
-    )
+    fig = maps.regional_trends_figure(pd.read_csv(inputs.trends), language=lang, lq_label=lq_label)
     save_figure(fig, outputs.trends_png, outputs.trends_pdf, dpi=dpi)
-    fig = spatial.lq_densities(panel, spec["map_years"], language=lang, lq_label=lq_label)
+    fig = maps.lq_densities(panel, spec["map_years"], language=lang, lq_label=lq_label)
     save_figure(fig, outputs.densities_png, outputs.densities_pdf, dpi=dpi)
 
 

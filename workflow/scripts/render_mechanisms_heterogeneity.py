@@ -15,8 +15,8 @@ TEST_COLUMNS = (
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot.analyses import heterogeneity
     from dualpilot.render import documents as render
+    from dualpilot.render import heterogeneity as heterogeneity_output
     from dualpilot.render import plots, tables
 
     settings = params.tables
@@ -28,7 +28,7 @@ def main(inputs, outputs, params):
     splits = [m for m in tidy["model"].unique() if ": " in m and m.split(": ")[1] in params.groups]
     split_table = tables.regression_table(
         tidy,
-        terms=["dual_post"],
+        terms=[params.treatment],
         models=splits,
         language=language,
         title={"zh": "异质性分析：分组回归", "en": "Heterogeneity: split samples"}[language],
@@ -39,7 +39,7 @@ def main(inputs, outputs, params):
     )
     render.write_table(split_table, outputs, "heterogeneity")
     test_table = tables.frame_table(
-        heterogeneity.gap_tests(tidy),
+        heterogeneity_output.gap_tests(tidy),
         columns=TEST_COLUMNS,
         language=language,
         group="dimension",
@@ -49,7 +49,7 @@ def main(inputs, outputs, params):
         labels=labels,
     )
     render.write_table(test_table, outputs, "heterogeneity_tests")
-    fig = heterogeneity.heterogeneity_plot(tidy, language=language)
+    fig = heterogeneity_output.heterogeneity_plot(tidy, treatment=params.treatment, language=language)
     plots.save_figure(fig, outputs.png, outputs.pdf, dpi=params.figures["dpi"])
 
 

@@ -10,6 +10,7 @@ def main(inputs, outputs, params):
     from dualpilot.analyses import psm
     from dualpilot.render import documents as render
     from dualpilot.render import plots, tables
+    from dualpilot.render import psm as psm_figures
 
     settings = params.tables
     language = settings["language"]
@@ -33,7 +34,7 @@ def main(inputs, outputs, params):
     drawn = scores.loc[scores["design"] == params.figure_design, "model"]
     if drawn.empty:
         raise psm.PsmError(f"psm.figure_design {params.figure_design!r} is not among psm.designs")
-    fig = psm.pscore_density_figure(scores, model=drawn.iloc[0], language=language)
+    fig = psm_figures.pscore_density_figure(scores, model=drawn.iloc[0], language=language)
     plots.save_figure(fig, outputs.png, outputs.pdf, dpi=params.figures["dpi"])
 
 

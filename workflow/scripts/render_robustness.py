@@ -1,4 +1,4 @@
-"""Every table and figure of the Robustness II stage (rule render_robustness), drawn from the estimation
+"""Every table and figure of the robustness checks (rule render_robustness), drawn from the estimation
 rules' files: the Goodman-Bacon scatter, the TWFE and robust event studies on one axis, the HonestDiD table
 and figure, the pilot-order table and the robustness-grid table."""
 
@@ -17,9 +17,10 @@ HONESTDID_COLUMNS = (
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot.analyses import robustness
+    from dualpilot.analyses import bacon
     from dualpilot.render import documents as render
     from dualpilot.render import plots, tables
+    from dualpilot.render import robustness as robustness_figures
 
     settings, figures = params.tables, params.figures
     language = settings["language"]
@@ -27,17 +28,17 @@ def main(inputs, outputs, params):
     dpi = figures["dpi"]
 
     summary = pd.read_csv(inputs.bacon_summary)
-    bacon = robustness.BaconResult(
+    bacon = bacon.BaconResult(
         decomposition=pd.read_csv(inputs.bacon),
         summary=summary,
         # the "total" row: the TWFE coefficient the 2x2 estimates add up to (checked by estimate_bacon)
         twfe=float(summary.loc[summary["type"] == "total", "estimate"].iloc[0]),
     )
-    fig = robustness.bacon_figure(bacon, language=language)
+    fig = robustness_figures.bacon_figure(bacon, language=language)
     plots.save_figure(fig, outputs.bacon_png, outputs.bacon_pdf, dpi=dpi)
 
     event_study = params.event_study
-    fig = robustness.event_study_comparison(
+    fig = robustness_figures.event_study_comparison(
         pd.read_csv(inputs.event_study),
         pd.read_csv(inputs.staggered),
         {entry["label"]: entry["model"] for entry in params.series},
@@ -59,16 +60,16 @@ def main(inputs, outputs, params):
         title={"zh": "平行趋势敏感性分析（HonestDiD）", "en": "Pre-trend sensitivity (HonestDiD)"}[
             language
         ],
-        note=robustness.honestdid_note(honest, language=language),
+        note=robustness_figures.honestdid_note(honest, language=language),
         labels=labels,
     )
     render.write_table(table, outputs, "honestdid")
-    fig = robustness.honestdid_figure(honest, alpha=params.honestdid["alpha"], language=language)
+    fig = robustness_figures.honestdid_figure(honest, alpha=params.honestdid["alpha"], language=language)
     plots.save_figure(fig, outputs.honestdid_png, outputs.honestdid_pdf, dpi=dpi)
 
     render.write_analysis_table(inputs, outputs, "pilot_order", labels=labels, settings=settings)
 
-    table = robustness.robustness_table(
+    table = robustness_figures.robustness_table(
         pd.read_csv(inputs.robustness),
         pd.read_csv(inputs.robustness_specs),
         language=language,

@@ -74,21 +74,19 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from matplotlib.figure import Figure
 from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from dualpilot.core.errors import SpecificationError, require_columns
 from dualpilot.engines import estimation as est
-from dualpilot.render.plots import configure_fonts
-from dualpilot.render.tables import Language
+from dualpilot.engines import resampling
 
 log = logging.getLogger("dualpilot")
 
@@ -413,7 +411,7 @@ def nearest_neighbor_match(
     on_common = common_support(ps, tr) if opts.common else np.ones(ps.size, dtype=bool)
     controls = np.flatnonzero(~tr)
     targets = np.flatnonzero(tr & on_common)
-    rng = np.random.default_rng(seed) if opts.needs_seed else None
+    rng = resampling.seeded_generator(seed) if opts.needs_seed else None
     if ties == "random":
         assert rng is not None
         tie_rank = rng.permutation(controls.size)
@@ -770,7 +768,7 @@ def match_units(
         logit = logit_pscore(frame[cov], treated)
         opts = options
         if options.seed is not None:
-            pool_seed = np.random.SeedSequence([options.seed, g_index]).generate_state(1)[0]
+            pool_seed = resampling.child_seed(options.seed, g_index)
             opts = replace(options, seed=int(pool_seed))
         if opts.method == "nearest" and opts.caliper is not None:
             _, caliper = matching_score(logit.pscore, opts)
@@ -1078,98 +1076,3 @@ def run_all_designs(
         scores=stack("scores"),
         summary=stack("summary"),
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Figure
-# --------------------------------------------------------------------------------------------------
-
-_FIG_TEXT: dict[str, dict[str, str]] = {
-    "zh": {
-        "before": "匹配前",
-        "after": "匹配后",
-        "treated": "处理组",
-        "control": "控制组",
-        "x": "倾向得分",
-        "y": "核密度",
-    },
-    "en": {
-        "before": "Before matching",
-        "after": "After matching",
-        "treated": "Treated",
-        "control": "Control",
-        "x": "Propensity score",
-        "y": "Kernel density",
-    },
-}
-
-
-def _density(
-    values: np.ndarray, weights: np.ndarray | None, grid: np.ndarray, what: str
-) -> np.ndarray:
-    if values.size < 2 or np.ptp(values) == 0:
-        raise PsmError(f"cannot draw a density of {what}: fewer than two distinct scores")
-    return stats.gaussian_kde(values, weights=weights)(grid)
-
-
-def pscore_density_figure(
-    scores: pd.DataFrame,
-    *,
-    design: str | None = None,
-    model: str | None = None,
-    weighted: bool = True,
-    language: Language = "zh",
-    title: str | Mapping[str, str] | None = None,
-    grid_points: int = 256,
-) -> Figure:
-    """Kernel densities of the propensity score, treated vs controls, before and after matching.
-
-    Left panel: every scored unit. Right panel: treated units on support and controls with a positive
-    weight; with `weighted`, the controls' density is weighted by their matching weights (what the
-    matched comparison uses), otherwise each matched control counts once. Densities are Gaussian
-    kernel estimates (scipy `gaussian_kde`, Scott's bandwidth). For a design that scores several
-    pools (by_year), all pools are drawn together. `scores` is `PsmResult.scores` (or the stacked
-    `PsmAll.scores` with `design` or `model` to pick one matching).
-    """
-    frame = scores
-    for column, value in (("design", design), ("model", model)):
-        if value is not None:
-            frame = frame[frame[column] == value]
-            if frame.empty:
-                raise PsmError(f"no scores of {column} {value!r}")
-    for column, what in (("design", "designs"), ("model", "matchings")):
-        if column in frame.columns and frame[column].nunique() > 1:
-            raise PsmError(f"scores hold several {what}: pass {column}= to choose one")
-    require_columns(frame, ["treated", "pscore", "support", "weight"], "the score frame")
-    lang = configure_fonts(language)
-    text = _FIG_TEXT[lang]
-    ps = frame["pscore"].to_numpy(dtype="float64")
-    tr = frame["treated"].to_numpy() == 1
-    w = frame["weight"].to_numpy(dtype="float64")
-    after_t = tr & frame["support"].to_numpy(dtype=bool)
-    after_c = ~tr & (w > 0)
-    pad = 0.05 * max(np.ptp(ps), 1e-3)
-    grid = np.linspace(max(ps.min() - pad, 0.0), min(ps.max() + pad, 1.0), grid_points)
-    fig = Figure(figsize=(9.0, 3.8), layout="constrained")
-    axes = fig.subplots(1, 2, sharex=True, sharey=True)
-    panels = [
-        (text["before"], ps[tr], None, ps[~tr], None),
-        (text["after"], ps[after_t], None, ps[after_c], w[after_c] if weighted else None),
-    ]
-    for ax, (name, pt, wt, pc, wc) in zip(axes, panels, strict=True):
-        ax.plot(grid, _density(pt, wt, grid, "treated units"), color="C3", label=text["treated"])
-        ax.plot(
-            grid, _density(pc, wc, grid, "control units"), color="C0", linestyle="--",
-            label=text["control"],
-        )  # fmt: skip
-        ax.set_title(name)
-        ax.set_xlabel(text["x"])
-        ax.legend(frameon=False)
-    axes[0].set_ylabel(text["y"])
-    if isinstance(title, Mapping):
-        if lang not in title:
-            raise PsmError(f"title has no {lang!r} text: {dict(title)!r}")
-        fig.suptitle(title[lang])
-    elif title:
-        fig.suptitle(title)
-    return fig

@@ -29,12 +29,17 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dualpilot.core.errors import InputError, Problem, io_problem, raise_if
+from dualpilot.core.labels import (
+    DEFAULT_LABELS_PATH,
+    DEFAULT_OUTCOME_INDUSTRY,
+    outcome_industry_entries,
+    read_label_entries,
+)
 from dualpilot.data import quality
 from dualpilot.data.yearbook import (
     REQUIRED_VARIABLES,
@@ -77,8 +82,6 @@ DERIVED_VARIABLES: tuple[str, ...] = (
     "human_capital",
 )
 PANEL_COLUMNS: tuple[str, ...] = (*ID_COLUMNS, *RAW_VARIABLES, *DERIVED_VARIABLES)
-#: The outcome industry of the study: lq is the location quotient of IT employment unless configured otherwise.
-DEFAULT_OUTCOME_INDUSTRY = "it_emp"
 
 
 def panel_columns(outcome_industry: str = DEFAULT_OUTCOME_INDUSTRY) -> tuple[str, ...]:
@@ -102,19 +105,20 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 
 
-def stata_label(column: str, labels: str | Path | Any = None) -> str:
+def stata_label(
+    column: str, labels: str | Path | Mapping[str, tuple[str, str]] | None = None
+) -> str:
     """The .dta variable label of `column`: "zh / en" from the one label file of the workflow,
-    resources/labels/terms.csv (or `labels`: another file, or loaded `tables.Labels`), which tables and
-    figures read too (ValueError if the column has no entry there or the label is over 80 characters,
-    Stata's limit)."""
-    from dualpilot.render import tables  # the label file's reader lives with the tables
-
-    loaded = labels if isinstance(labels, tables.Labels) else None
-    if loaded is None:
-        loaded = tables.load_labels(*([labels] if labels is not None else []))
-    entries = loaded.entries
+    resources/labels/terms.csv (or `labels`: another file, or entries already read, e.g. those of
+    `outcome_industry_entries`), which tables and figures read too (ValueError if the column has no
+    entry there or the label is over 80 characters, Stata's limit)."""
+    if isinstance(labels, Mapping):
+        entries, source = labels, "the label entries"
+    else:
+        source = str(labels or DEFAULT_LABELS_PATH)
+        entries = read_label_entries(labels if labels is not None else DEFAULT_LABELS_PATH)
     if column not in entries:
-        raise ValueError(f"no label for column {column!r}: add it to {loaded.source}")
+        raise ValueError(f"no label for column {column!r}: add it to {source}")
     zh, en = entries[column]
     label = f"{zh} / {en}"
     if len(label) > 80:
@@ -716,10 +720,10 @@ def write_panel(
         )
         if p is not None
     ]
-    from dualpilot.render import tables  # the label file's reader lives with the tables
-
     panel = build.panel
-    labels = tables.load_labels().for_outcome_industry(outcome_industry)
+    labels = outcome_industry_entries(
+        read_label_entries(DEFAULT_LABELS_PATH), outcome_industry, str(DEFAULT_LABELS_PATH)
+    )
     data_label = "Dual pilot panel / 双试点城市面板"
     if outcome_industry != DEFAULT_OUTCOME_INDUSTRY:
         data_label += f"; lq of {outcome_industry}"  # Stata allows 80 characters

@@ -335,7 +335,7 @@ def choose_policy_file(raw_dir: str | Path, name: str, shipped: str | Path) -> t
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Pilot lists against the city master and the name crosswalk (issue 11, item 5)
+# Pilot lists against the city master and the name crosswalk
 # ---------------------------------------------------------------------------------------------------------
 
 #: Suffixes of prefecture-level units that are not cities (地区, 自治州, 盟), as printed in a name.

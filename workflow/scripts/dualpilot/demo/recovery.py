@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dualpilot.analyses.robustness import complete_cases
+from dualpilot.analyses.samples import complete_cases
 from dualpilot.core.errors import SpecificationError, require_columns
 
 #: Columns of results/tables/demo_recovery.csv.
@@ -114,7 +114,7 @@ def demo_recovery(
     ATT on its sample and whether the interval covers it.
 
     `estimates` maps each source (baseline, staggered) to its tidy frame. The sample of each estimator is
-    rebuilt with `robustness.complete_cases` from the outcome and its covariates (`twfe_controls` for TWFE,
+    rebuilt with `dualpilot.analyses.samples.complete_cases` from the outcome and its covariates (`twfe_controls` for TWFE,
     `staggered_covariates` for the others) and must have exactly the estimate's n_obs city-years;
     otherwise, or when a model is missing, SpecificationError names the estimator.
     """

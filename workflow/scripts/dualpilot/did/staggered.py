@@ -16,7 +16,7 @@ a frame (see `STAGGERED_COLUMNS`) with one row per reported parameter:
 - `imputation_did`: Borusyak, Jaravel and Spiess (2024) imputation estimator; its point estimates
   equal Gardner's two-stage `did2s`, whose GMM cluster-robust standard errors (Butts and Gardner
   2022) are reported.
-- `goodman_bacon`: the Goodman-Bacon (2021) decomposition of the TWFE coefficient into 2x2 DIDs.
+(The Goodman-Bacon decomposition is `dualpilot.did.bacon`.)
 
 Conventions shared by the three ATT estimators:
 - never-treated units have `first_treat` NaN or 0; a `first_treat` after the last observed period
@@ -42,7 +42,6 @@ from scipy import stats
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import SuperLU, splu
 
-from dualpilot.core.tidy import TIDY_COLUMNS  # the project's estimate format (`as_estimates`)
 from dualpilot.did.inference import crv1_vcov
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,7 @@ _DEGENERATE_SE = float(np.sqrt(np.finfo(float).eps) * 10)  # did: smaller SEs ar
 
 
 @dataclass(frozen=True)
-class _Panel:
+class PreparedPanel:
     """A validated long panel sorted by unit then time, with integer codes."""
 
     unit: np.ndarray  # (N,) unit code 0..n_units-1
@@ -136,7 +135,9 @@ def _examples(
     return "; ".join(", ".join(f"{c}={r[c]!r}" for c in cols) for _, r in rows.iterrows())
 
 
-def _integer_array(values: pd.Series, name: str, allow_nan: bool) -> np.ndarray:
+def integer_periods(values: pd.Series, name: str, allow_nan: bool) -> np.ndarray:
+    """`values` as floats holding whole periods (NaN allowed only with `allow_nan`); ValueError naming
+    `name` otherwise."""
     if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
         raise ValueError(f"column {name!r} must be numeric (integer periods), got {values.dtype}")
     arr = values.to_numpy(dtype=float, na_value=np.nan)
@@ -149,7 +150,7 @@ def _integer_array(values: pd.Series, name: str, allow_nan: bool) -> np.ndarray:
     return arr
 
 
-def _prepare(
+def prepare(
     data: pd.DataFrame,
     unit: str,
     time: str,
@@ -160,7 +161,7 @@ def _prepare(
     anticipation: int,
     balanced: bool,
     cluster: str | None = None,
-) -> _Panel:
+) -> PreparedPanel:
     """Validate the input panel and return it sorted, coded and cleaned (see module docstring)."""
     if not isinstance(data, pd.DataFrame):
         raise TypeError("data must be a pandas DataFrame")
@@ -179,8 +180,8 @@ def _prepare(
         raise ValueError("the data have no rows")
     frame = data.loc[:, needed].reset_index(drop=True)
 
-    t = _integer_array(frame[time], time, allow_nan=False)
-    g = _integer_array(frame[first_treat], first_treat, allow_nan=True)
+    t = integer_periods(frame[time], time, allow_nan=False)
+    g = integer_periods(frame[first_treat], first_treat, allow_nan=True)
     g = np.where(~np.isfinite(g) | (g == 0), np.inf, g)  # NaN, 0 or inf: never treated
 
     numeric = {}
@@ -276,7 +277,7 @@ def _prepare(
                 f"all {len(times)} periods, e.g. {list(labels[keep_unit][short][:3])}; drop them or "
                 "fill the gaps first"
             )
-    return _Panel(
+    return PreparedPanel(
         unit=u,
         time=tt,
         times=times,
@@ -306,7 +307,8 @@ def _check_alpha(alpha: float) -> None:
         raise ValueError("alpha must be in (0, 1)")
 
 
-def _label(value: float) -> str:
+def period_label(value: float) -> str:
+    """A period as the integer text used in term names and labels."""
     return str(int(value))
 
 
@@ -379,17 +381,6 @@ def _tidy(
     out["vcov"] = vcov
     return out.loc[:, list(STAGGERED_COLUMNS)]
 
-
-def as_estimates(tidy: pd.DataFrame, sample: str) -> pd.DataFrame:
-    """Convert a tidy frame of this module to the project's estimate format (one row per
-    (model, term)); `model` is "<estimator>_<aggregation>", `r2_within` is NaN (not defined)."""
-    missing = [c for c in STAGGERED_COLUMNS if c not in tidy.columns]
-    if missing:
-        raise ValueError(f"not a frame of dualpilot.did.staggered: missing {missing}")
-    out = tidy.assign(
-        model=tidy["estimator"] + "_" + tidy["aggregation"], r2_within=np.nan, sample=sample
-    )
-    return out.loc[:, list(TIDY_COLUMNS)].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -535,7 +526,7 @@ def cs_att_gt(
     _check_choice(control_group, "control_group", ("never", "notyet"))
     _check_choice(base_period, "base_period", ("varying", "universal"))
     _check_choice(est_method, "est_method", ("dr", "reg"))
-    panel = _prepare(
+    panel = prepare(
         data, unit, time, first_treat, outcome, covariates, anticipation=anticipation, balanced=True
     )
     n, n_t = panel.n_units, len(panel.times)
@@ -589,7 +580,7 @@ def cs_att_gt(
                 rows.append({**row, "att": 0.0, "n_treated": int(in_g.sum()), "n_control": 0})
                 columns.append(np.zeros(n))
                 continue
-            cell = f"ATT(g={_label(g)},t={_label(times[cur])})"
+            cell = f"ATT(g={period_label(g)},t={period_label(times[cur])})"
             mask = in_g | control
             if not control.any():
                 raise ValueError(f"{cell}: no control units")
@@ -707,9 +698,9 @@ def cs_aggregate(res: ATTgt, aggregation: Aggregation) -> CSAggregate:
         for g in glist:
             k = (g_cell == g) & post
             if not k.any():
-                raise ValueError(f"cohort {_label(g)} has no post-treatment ATT(g,t)")
+                raise ValueError(f"cohort {period_label(g)} has no post-treatment ATT(g,t)")
             add(
-                f"group_{_label(g)}",
+                f"group_{period_label(g)}",
                 float(att[k].mean()),
                 res.influence[:, k].mean(axis=1),
                 float(g),
@@ -738,7 +729,7 @@ def cs_aggregate(res: ATTgt, aggregation: Aggregation) -> CSAggregate:
 def _gt_as_aggregate(res: ATTgt) -> CSAggregate:
     c = res.cells
     terms = [
-        f"ATT(g={_label(g)},t={_label(t)})" for g, t in zip(c["group"], c["time"], strict=True)
+        f"ATT(g={period_label(g)},t={period_label(t)})" for g, t in zip(c["group"], c["time"], strict=True)
     ]
     return CSAggregate(
         aggregation="gt",
@@ -956,7 +947,7 @@ def sun_abraham(
     _check_choice(control_group, "control_group", ("never", "last"))
     aggs = _check_aggregations(aggregations)
     _check_alpha(alpha)
-    panel = _prepare(
+    panel = prepare(
         data,
         unit,
         time,
@@ -1053,7 +1044,7 @@ def sun_abraham(
         block(
             "cohort_event",
             np.eye(m),
-            [f"ATT(g={_label(g)},e={int(e)})" for g, e in zip(g_cell, e_cell, strict=True)],
+            [f"ATT(g={period_label(g)},e={int(e)})" for g, e in zip(g_cell, e_cell, strict=True)],
             g_cell,
             e_cell,
         )
@@ -1081,7 +1072,7 @@ def sun_abraham(
                 block(
                     "group",
                     share([(g_cell == g) & post for g in gs]),
-                    [f"group_{_label(g)}" for g in gs],
+                    [f"group_{period_label(g)}" for g in gs],
                     gs,
                     _nan(len(gs)),
                 )
@@ -1106,7 +1097,7 @@ def sun_abraham(
 
 
 @dataclass(frozen=True)
-class _FirstStage:
+class FirstStage:
     """Imputation first stage: FE (+ covariates) fitted on untreated observations."""
 
     x1: sp.csr_matrix  # (N, k1) full first-stage design
@@ -1115,7 +1106,7 @@ class _FirstStage:
     resid: np.ndarray  # (N,) y - x1 @ b: the imputed effect for treated rows
 
 
-def _imputation_first_stage(panel: _Panel, untreated: np.ndarray) -> _FirstStage:
+def imputation_first_stage(panel: PreparedPanel, untreated: np.ndarray) -> FirstStage:
     what = "imputation first stage (untreated observations)"
     tcode = panel.time_code()
     n_times = len(panel.times)
@@ -1148,11 +1139,11 @@ def _imputation_first_stage(panel: _Panel, untreated: np.ndarray) -> _FirstStage
     fitted = x1 @ b
     if not np.all(np.isfinite(b)):
         raise ValueError(f"{what}: singular design (collinear covariates?)")
-    return _FirstStage(x1=x1, x10=sp.csr_matrix(x10), lu=lu, resid=panel.y - fitted)
+    return FirstStage(x1=x1, x10=sp.csr_matrix(x10), lu=lu, resid=panel.y - fitted)
 
 
-def _two_stage(
-    first: _FirstStage, x2: np.ndarray, cluster: np.ndarray, n_clusters: int
+def two_stage(
+    first: FirstStage, x2: np.ndarray, cluster: np.ndarray, n_clusters: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Second stage of did2s: OLS of the first-stage residual on `x2` (no intercept), with the
     GMM cluster-robust covariance of Butts and Gardner (2022) (no small-sample factor).
@@ -1220,7 +1211,7 @@ def imputation_did_with_vcov(
     """
     aggs = _check_aggregations(aggregations)
     _check_alpha(alpha)
-    panel = _prepare(
+    panel = prepare(
         data,
         unit,
         time,
@@ -1235,7 +1226,7 @@ def imputation_did_with_vcov(
     ever = np.isfinite(cohort)
     rel = np.where(ever, panel.time - np.where(ever, cohort, 0), np.nan)
     untreated = ~ever | (rel < -anticipation)
-    first = _imputation_first_stage(panel, untreated)
+    first = imputation_first_stage(panel, untreated)
     n_cl = panel.n_clusters
     z_crit = stats.t.ppf(1 - alpha / 2, n_cl - 1)
     post = ever & (rel >= 0)
@@ -1246,7 +1237,7 @@ def imputation_did_with_vcov(
         name: str, masks: list[np.ndarray], terms: list[str], g: np.ndarray, e: np.ndarray
     ) -> _Block:
         x2 = np.column_stack(masks).astype(float)
-        beta, vcov = _two_stage(first, x2, panel.cluster, n_cl)
+        beta, vcov = two_stage(first, x2, panel.cluster, n_cl)
         vcovs[name] = pd.DataFrame(vcov, index=terms, columns=terms)
         k = len(terms)
         return _Block(name, terms, beta, np.sqrt(np.diag(vcov)), np.full(k, z_crit), g, _nan(k), e)
@@ -1275,7 +1266,7 @@ def imputation_did_with_vcov(
                 block(
                     "group",
                     [post & (cohort == g) for g in gs],
-                    [f"group_{_label(g)}" for g in gs],
+                    [f"group_{period_label(g)}" for g in gs],
                     gs,
                     _nan(len(gs)),
                 )
@@ -1294,159 +1285,3 @@ def imputation_did_with_vcov(
         vcov=f"did2s GMM, clustered by {cluster or unit}",
     )
     return tidy, vcovs
-
-
-# --------------------------------------------------------------------------------------------
-# Goodman-Bacon (2021) decomposition
-# --------------------------------------------------------------------------------------------
-
-BACON_TYPES = ("treated_vs_never", "earlier_vs_later", "later_vs_earlier", "treated_vs_always")
-
-
-def goodman_bacon(
-    data: pd.DataFrame, unit: str, time: str, treat_col: str, outcome: str
-) -> pd.DataFrame:
-    """Goodman-Bacon (2021) decomposition of the TWFE DID coefficient.
-
-    For a balanced panel with a binary, absorbing (staggered) treatment `treat_col` and no
-    covariates, the coefficient of y ~ D | unit + time is the weighted sum of all 2x2 DIDs between
-    timing groups (units sharing a first treated period; never-treated and always-treated units
-    form their own groups). One row per 2x2: `type` ("treated_vs_never", "earlier_vs_later":
-    earlier cohort treated, later cohort as control before it is treated, "later_vs_earlier":
-    later cohort treated, already-treated earlier cohort as control, "treated_vs_always": a
-    cohort against units treated throughout), `treated`/`control` group labels (first treated
-    period, "never" or "always"), the window of periods used, `estimate` and `weight` (weights sum
-    to 1; sum(weight * estimate) is the TWFE coefficient).
-    """
-    for col in (unit, time, treat_col, outcome):
-        if col not in data.columns:
-            raise ValueError(f"column {col!r} not found in the data")
-    y, d, times = _prepare_bacon(data, unit, time, treat_col, outcome)
-    timing = np.where(d.any(axis=1), times[np.argmax(d, axis=1)], np.inf)  # first treated period
-    groups = np.unique(timing)
-    share_units = np.array([(timing == g).mean() for g in groups])
-    share_treated = np.array([(times >= g).mean() for g in groups])  # D-bar of each group
-    dd = d.astype(float)
-    d_tilde = dd - dd.mean(axis=1, keepdims=True) - dd.mean(axis=0, keepdims=True) + dd.mean()
-    var_d = (d_tilde**2).mean()
-    if var_d <= 0:
-        raise ValueError("the treatment has no variation left after unit and period effects")
-
-    def label(k: int) -> str:
-        if np.isinf(groups[k]):
-            return "never"
-        return "always" if share_treated[k] == 1 else _label(groups[k])
-
-    def did(treat_k: int, ctrl_k: int, window: np.ndarray, post: np.ndarray) -> float:
-        def change(k: int) -> float:
-            yk = y[timing == groups[k]][:, window]
-            return float(yk[:, post[window]].mean() - yk[:, ~post[window]].mean())
-
-        return change(treat_k) - change(ctrl_k)
-
-    rows = []
-    for k in range(len(groups)):
-        for m in range(len(groups)):
-            dk, dl = share_treated[k], share_treated[m]
-            if not dk > dl:  # k is the earlier-treated group of the pair
-                continue
-            nk, nl = share_units[k], share_units[m]
-            n_kl = nk / (nk + nl)
-            scale = n_kl * (1 - n_kl) / var_d
-            if dk < 1:  # k treated; m (not yet treated) as control, before m is treated
-                weight = (
-                    ((nk + nl) * (1 - dl)) ** 2 * scale * (dk - dl) / (1 - dl) * (1 - dk) / (1 - dl)
-                )
-                window = times < groups[m]
-                kind = "treated_vs_never" if dl == 0 else "earlier_vs_later"
-                rows.append((kind, k, m, window, times >= groups[k], weight))
-            if dl > 0:  # m treated; k (already treated) as control, after k is treated
-                weight = ((nk + nl) * dk) ** 2 * scale * (dl / dk) * (dk - dl) / dk
-                window = times >= groups[k]
-                kind = "treated_vs_always" if dk == 1 else "later_vs_earlier"
-                rows.append((kind, m, k, window, times >= groups[m], weight))
-    out = pd.DataFrame(
-        [
-            {
-                "type": kind,
-                "treated": label(tk),
-                "control": label(ck),
-                "window_start": int(times[window].min()),
-                "window_end": int(times[window].max()),
-                "n_treated_units": int((timing == groups[tk]).sum()),
-                "n_control_units": int((timing == groups[ck]).sum()),
-                "estimate": did(tk, ck, window, post),
-                "weight": float(weight),
-            }
-            for kind, tk, ck, window, post, weight in rows
-        ]
-    )
-    if out.empty:
-        raise ValueError("no 2x2 comparison: the treatment does not vary across timing groups")
-    rank = out["type"].map({kind: i for i, kind in enumerate(BACON_TYPES)})
-    return (
-        out.assign(_rank=rank)
-        .sort_values(["_rank", "treated", "control"], kind="stable")
-        .drop(columns="_rank")
-        .reset_index(drop=True)
-    )
-
-
-def _prepare_bacon(
-    data: pd.DataFrame, unit: str, time: str, treat_col: str, outcome: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate a Goodman-Bacon input; return Y and D (units x periods, sorted) and the periods."""
-    missing = [c for c in (unit, time, treat_col, outcome) if c not in data.columns]
-    if missing:
-        raise ValueError(f"columns not found in the data: {missing}")
-    frame = data.loc[:, list(dict.fromkeys([unit, time, treat_col, outcome]))]
-    t = _integer_array(frame[time], time, allow_nan=False)
-    treat = frame[treat_col]
-    if not (pd.api.types.is_numeric_dtype(treat) or pd.api.types.is_bool_dtype(treat)):
-        raise ValueError(f"column {treat_col!r} must be 0/1, got {treat.dtype}")
-    d = treat.to_numpy(dtype=float, na_value=np.nan)
-    if not np.isin(d, [0.0, 1.0]).all():
-        raise ValueError(f"column {treat_col!r} must be 0/1 without missing values")
-    if not pd.api.types.is_numeric_dtype(frame[outcome]):
-        raise ValueError(f"column {outcome!r} must be numeric")
-    y = frame[outcome].to_numpy(dtype=float, na_value=np.nan)
-    if not np.isfinite(y).all():
-        raise ValueError(f"column {outcome!r} has {int((~np.isfinite(y)).sum())} missing value(s)")
-    if frame[unit].isna().any():
-        raise ValueError(f"column {unit!r} has missing unit identifiers")
-    if frame.duplicated([unit, time]).any():
-        raise ValueError(f"duplicated ({unit}, {time}) rows")
-    codes = pd.factorize(frame[unit], sort=True)[0]
-    times = np.unique(t)
-    n, n_t = int(codes.max()) + 1, len(times)
-    if len(frame) != n * n_t:
-        raise ValueError(
-            "the Goodman-Bacon decomposition needs a balanced panel (every unit in every period)"
-        )
-    order = np.lexsort((t, codes))
-    y_w = y[order].reshape(n, n_t)
-    d_w = d[order].reshape(n, n_t).astype(bool)
-    if (np.diff(d_w.astype(int), axis=1) < 0).any():
-        raise ValueError(f"column {treat_col!r} must be absorbing: once 1, it stays 1")
-    return y_w, d_w, times
-
-
-def bacon_summary(decomposition: pd.DataFrame) -> pd.DataFrame:
-    """Total weight and weighted-average estimate by comparison type, plus a "total" row whose
-    estimate is the TWFE coefficient implied by the decomposition."""
-    dec = decomposition.assign(_wb=decomposition["weight"] * decomposition["estimate"])
-    by = dec.groupby("type", sort=False).agg(
-        weight=("weight", "sum"), _wb=("_wb", "sum"), n=("weight", "size")
-    )
-    by["estimate"] = by["_wb"] / by["weight"]
-    total = pd.DataFrame(
-        {"weight": [dec["weight"].sum()], "_wb": [dec["_wb"].sum()], "n": [len(dec)]},
-        index=["total"],
-    )
-    total["estimate"] = total["_wb"]
-    out = pd.concat([by, total]).drop(columns="_wb").rename(columns={"n": "n_comparisons"})
-    return (
-        out.rename_axis("type")
-        .reset_index()
-        .loc[:, ["type", "n_comparisons", "weight", "estimate"]]
-    )

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 
 def resampled_pvalue(n_extreme: int, n_draws: int, *, exact: bool = False) -> float:
@@ -114,3 +114,68 @@ def gather_draws(
             f"{' ...' if missing.size > 10 else ''}, unexpected {extra[:10].tolist()}"
         )
     return out.sort_values("draw", kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# The draws themselves: every random number of an analysis comes from one of these
+# --------------------------------------------------------------------------------------------------
+
+
+def seeded_generator(seed: int) -> np.random.Generator:
+    """The generator of one seeded stream, ``default_rng(seed)`` (psmatch2's random tie order and match
+    order in PSM)."""
+    return np.random.default_rng(seed)
+
+
+def child_seed(seed: int, index: int) -> int:
+    """The seed of the `index`-th independent sub-run of a seeded run (e.g. one matching pool),
+    ``SeedSequence([seed, index]).generate_state(1)[0]``."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+
+
+def resample_clusters(n_clusters: int, rng: np.random.Generator) -> NDArray[np.int64]:
+    """Indices of n_clusters clusters drawn with replacement (Stata `bsample, cluster()`)."""
+    return rng.integers(0, n_clusters, size=n_clusters).astype(np.int64)
+
+
+def bootstrap_clusters(n_clusters: int, seed: int, draw: int, *stream: int | str) -> NDArray[np.int64]:
+    """The clusters of cluster-bootstrap draw `draw`: `resample_clusters` with `draw_rng(seed, draw,
+    *stream)`."""
+    return resample_clusters(n_clusters, draw_rng(seed, draw, *stream))
+
+
+def permute_labels(
+    labels: np.ndarray, rng: np.random.Generator, strata: np.ndarray | None = None
+) -> np.ndarray:
+    """A random permutation of the per-city labels (keeps the number of cities per label).
+
+    With `strata` (one value per city), labels are permuted within each stratum separately (strata in
+    sorted order, one `rng.permutation` each), so each label also keeps its count in every stratum.
+    """
+    if strata is None:
+        return rng.permutation(labels)
+    out = np.asarray(labels).copy()
+    for stratum in np.unique(strata):
+        idx = np.flatnonzero(strata == stratum)
+        out[idx] = rng.permutation(out[idx])
+    return out
+
+
+def permutations_of(values: np.ndarray, permutations: int, seed: int) -> np.ndarray:
+    """`permutations` random permutations of `values` (rows), from ``numpy.random.RandomState(seed)``:
+    the legacy generator esda.Moran uses after ``numpy.random.seed(seed)``, so both give the same draws."""
+    rs = np.random.RandomState(seed)
+    return np.vstack([rs.permutation(values) for _ in range(permutations)])
+
+
+def conditional_draws(n: int, max_card: int, permutations: int, seed: int) -> np.ndarray:
+    """Random neighbour sets for conditional permutation (local Moran): (permutations x max_card) indices.
+
+    Each row holds `max_card` distinct indices into the n-1 values of the *other* units, drawn
+    without replacement with ``numpy.random.default_rng(seed)``; the same rows serve every unit.
+    """
+    if max_card > n - 1:
+        raise ValueError(f"a unit cannot have {max_card} neighbours among {n - 1} others")
+    rng = np.random.default_rng(seed)
+    pool = np.tile(np.arange(n - 1), (permutations, 1))
+    return rng.permuted(pool, axis=1)[:, :max_card]

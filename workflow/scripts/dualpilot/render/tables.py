@@ -26,24 +26,29 @@ Conventions (documented in docs/tables-and-figures.md):
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 
-from dualpilot.core.errors import Problem, raise_if, require_columns
+from dualpilot.core.errors import require_columns
+from dualpilot.core.labels import (
+    DEFAULT_LABELS_PATH,
+    DEFAULT_OUTCOME_INDUSTRY,
+    OUTCOME_NOTE,
+    Language,
+    check_language,
+    outcome_industry_entries,
+    read_label_entries,
+)
 from dualpilot.core.tidy import MODEL_COLUMNS, TIDY_COLUMNS
 
 log = logging.getLogger(__name__)
 
-Language = Literal["zh", "en"]
-LANGUAGES: tuple[str, ...] = ("zh", "en")
 
 SPECIAL_PREFIXES: tuple[str, ...] = (
     "wald:",
@@ -53,9 +58,6 @@ SPECIAL_PREFIXES: tuple[str, ...] = (
     "bdiff:",
     "bdiff (two-sided):",
 )
-LABEL_COLUMNS: tuple[str, ...] = ("term", "label_zh", "label_en")
-#: The shipped label file (a rule should still pass it as an input so edits trigger reruns).
-DEFAULT_LABELS_PATH = Path(__file__).resolve().parents[4] / "resources" / "labels" / "terms.csv"
 
 #: Event-time terms: rel_-3, rel_m3 (formula-safe minus), rel_3, and pyfixest's i() names rel::-3.
 EVENT_TERM_PATTERN = r"^rel(?:_|::)(m?-?\d+)$"
@@ -185,13 +187,6 @@ _SE_SHORT: dict[str, dict[str, str]] = {
 }
 
 
-def check_language(language: str) -> Language:
-    """Return `language` if it is 'zh' or 'en', else raise ValueError."""
-    if language not in LANGUAGES:
-        raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
-    return language  # type: ignore[return-value]
-
-
 def text(key: str, language: str) -> str:
     """A fixed piece of table or figure text (row names, notes) in `language`."""
     return _TEXT[check_language(language)][key]
@@ -208,11 +203,6 @@ def parse_event_time(token: str) -> int:
 # --------------------------------------------------------------------------------------------------
 # Labels
 # --------------------------------------------------------------------------------------------------
-
-
-#: The key under which `Labels.for_outcome_industry` keeps the note naming the outcome industry (never a
-#: term of the label file: a tidy file's term cannot hold a space).
-_OUTCOME_NOTE = "note: outcome industry"
 
 
 @dataclass(frozen=True)
@@ -240,33 +230,18 @@ class Labels:
         """These labels with `lq` meaning the location quotient of `industry` (config outcome_industry):
         unchanged for the IT sector (it_emp), the study's; otherwise `lq` takes the label of the entry
         ``lq:<industry>``, and the template ``note:outcome_industry`` filled with that label becomes the
-        `outcome_note` that regression tables append to their note. Raises `InputError` naming the label
-        file when either entry is missing."""
-        if industry == "it_emp":
+        `outcome_note` that regression tables append to their note
+        (`dualpilot.core.labels.outcome_industry_entries`; `InputError` naming the label file when
+        either entry is missing)."""
+        entries = outcome_industry_entries(dict(self.entries), industry, self.source)
+        if industry == DEFAULT_OUTCOME_INDUSTRY:
             return self
-        raise_if(
-            [
-                Problem(
-                    self.source, f"no entry {t!r} for outcome_industry {industry!r}", column="term"
-                )
-                for t in (f"lq:{industry}", "note:outcome_industry")
-                if t not in self.entries
-            ],
-            "the outcome industry has no label",
-        )
-        zh, en = self.entries[f"lq:{industry}"]
-        note_zh, note_en = self.entries["note:outcome_industry"]
-        entries = {
-            **self.entries,
-            "lq": (zh, en),
-            _OUTCOME_NOTE: (note_zh.format(label=zh), note_en.format(label=en)),
-        }
         return Labels(entries=entries, source=self.source)
 
     def outcome_note(self, language: str) -> str:
         """The note naming the outcome industry when it is not the IT sector (`for_outcome_industry`),
         else ""."""
-        return self._exact(_OUTCOME_NOTE, check_language(language)) or ""
+        return self._exact(OUTCOME_NOTE, check_language(language)) or ""
 
     def has(self, term: str) -> bool:
         """Whether `term` has a label, exact or by pattern."""
@@ -378,37 +353,9 @@ class Labels:
 
 
 def load_labels(path: str | Path = DEFAULT_LABELS_PATH) -> Labels:
-    """Read a label file (UTF-8 CSV with columns term, label_zh, label_en).
-
-    Raises `InputError` naming the file, line and column of every problem: a missing column, an empty
-    cell, or a term listed twice.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise_if([Problem(str(path), "label file not found")], "cannot read labels")
-    problems: list[Problem] = []
-    entries: dict[str, tuple[str, str]] = {}
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in LABEL_COLUMNS if c not in header]
-        if missing:
-            raise_if(
-                [Problem(str(path), f"missing column(s) {missing}; found {header}", line=1)],
-                "invalid label file",
-            )
-        for line, row in enumerate(reader, start=2):
-            values = {c: (row.get(c) or "").strip() for c in LABEL_COLUMNS}
-            for col, value in values.items():
-                if not value:
-                    problems.append(Problem(str(path), "empty cell", line=line, column=col))
-            term = values["term"]
-            if term in entries:
-                problems.append(Problem(str(path), f"term {term!r} listed twice", line, "term"))
-            elif term:
-                entries[term] = (values["label_zh"], values["label_en"])
-    raise_if(problems, "invalid label file")
-    return Labels(entries=entries, source=str(path))
+    """Read a label file (`dualpilot.core.labels.read_label_entries`: InputError naming the file, line and
+    column of every problem)."""
+    return Labels(entries=read_label_entries(path), source=str(Path(path)))
 
 
 def resolve_labels(labels: Labels | Mapping[str, tuple[str, str]] | None) -> Labels:
@@ -530,7 +477,8 @@ def _percent(threshold: float) -> str:
     return f"{threshold * 100:g}%"
 
 
-def _star_sentence(stars: tuple[float, ...], language: Language) -> str:
+def star_sentence(stars: tuple[float, ...], language: Language) -> str:
+    """The note sentence saying what the stars mean (e.g. "* p<0.1, ** p<0.05, *** p<0.01"), in `language`."""
     ordered = sorted(stars)  # smallest threshold = most stars first
     n = len(ordered)
     if language == "en":
@@ -606,7 +554,8 @@ def _se_sentence(vcovs: Mapping[str, object], labels: Labels, language: Language
     return text("se_mixed", language).format(parts=sep.join(parts))
 
 
-def _join_sentences(sentences: Iterable[str], language: Language) -> str:
+def join_sentences(sentences: Iterable[str], language: Language) -> str:
+    """Non-empty note sentences joined into one note, with the sentence punctuation of `language`."""
     items = [s for s in sentences if s]
     if not items:
         return ""
@@ -794,10 +743,10 @@ def regression_table(
     panels.append(Panel(tuple(bottom)))
 
     sentences = [_se_sentence({m: info[m]["vcov"] for m in cols}, lab, lang)]
-    sentences.append(_star_sentence(thresholds, lang))
+    sentences.append(star_sentence(thresholds, lang))
     if test_rows:
         sentences.append(text("tests_note", lang))
-    notes = [_join_sentences(sentences, lang)]
+    notes = [join_sentences(sentences, lang)]
     if note:
         notes.append(note)
     return Table(
