@@ -57,9 +57,15 @@ def _script(name: str) -> ModuleType:
     return module
 
 
-def write_demo_raw(dest: Path, years: tuple[int, int] = YEARS, demo: dict | None = None) -> Path:
+def write_demo_raw(
+    dest: Path,
+    years: tuple[int, int] = YEARS,
+    demo: dict | None = None,
+    outcome_industry: str = CONFIG["outcome_industry"],
+) -> Path:
     """Write the demo extracts of the default configuration into `dest` (rule make_demo_extracts), with
-    the truth beside it (dest.parent / truth.parquet, truth.json). `demo` replaces the `demo:` block."""
+    the truth beside it (dest.parent / truth.parquet, truth.json). `demo` replaces the `demo:` block,
+    `outcome_industry` the config key (its column is printed in every edition)."""
     main = _script("make_demo_extracts").main
     inputs = Named(**{k: str(REPO / v) for k, v in PANEL_RESOURCES.items()})
     outputs = Named(
@@ -68,7 +74,16 @@ def write_demo_raw(dest: Path, years: tuple[int, int] = YEARS, demo: dict | None
         summary=str(dest.parent / "truth.json"),
     )
     settings = CONFIG["demo"] if demo is None else demo
-    main(inputs, outputs, Named(years=years, demo=settings, policy=CONFIG["policy"]))
+    main(
+        inputs,
+        outputs,
+        Named(
+            years=years,
+            demo=settings,
+            policy=CONFIG["policy"],
+            outcome_industry=outcome_industry,
+        ),
+    )
     return dest
 
 
@@ -87,6 +102,7 @@ def panel_params(raw_dir: Path, **overrides) -> Named:
         "jump_factor": CONFIG["ingestion"]["jump_factor"],
         "policy": CONFIG["policy"],
         "truncation_ratio": CONFIG["ingestion"]["truncation_ratio"],
+        "outcome_industry": CONFIG["outcome_industry"],
     }
     params.update(overrides)
     return Named(**params)

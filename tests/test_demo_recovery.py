@@ -102,6 +102,7 @@ def _run_case(dest: Path, case: dict) -> dict:
             cs_control_groups=STAGGERED["cs_control_groups"],
             twfe_model=CONFIG["headline"]["model"],
             treatment=CONFIG["headline"]["term"],
+            outcome_industry=CONFIG["outcome_industry"],
         ),
     )
     return {

@@ -180,6 +180,7 @@ rule render_baseline:
         tables=config["tables"],
         figures=config["figures"],
         base=config["event_study"]["base"],
+        outcome_industry=config["outcome_industry"],  # whose location quotient lq is, in labels and notes
     script:
         "../scripts/render_baseline.py"
 

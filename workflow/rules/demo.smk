@@ -25,6 +25,7 @@ rule make_demo_extracts:
         years=YEARS,
         demo=config["demo"],
         policy=config["policy"],
+        outcome_industry=config["outcome_industry"],  # printed in every edition, like the IT sector
     script:
         "../scripts/make_demo_extracts.py"
 
@@ -61,14 +62,20 @@ rule estimate_demo_recovery:
         cs_control_groups=config["robustness"]["staggered"]["cs_control_groups"],
         twfe_model=config["headline"]["model"],
         treatment=config["headline"]["term"],
+        outcome_industry=config["outcome_industry"],  # the effects are planted on the IT sector's lq only
     script:
         "../scripts/estimate_demo_recovery.py"
 
 
 rule demo_recovery:
-    """Aggregate target: the demo's recovery table (nothing when raw_dir is not the demo)."""
+    """Aggregate target: the demo's recovery table (nothing when raw_dir is not the demo, or when the outcome
+    industry is not the IT sector, the only one the demo plants effects on)."""
     input:
-        rules.estimate_demo_recovery.output if raw_dir_is_demo() else [],
+        (
+            rules.estimate_demo_recovery.output
+            if raw_dir_is_demo() and config["outcome_industry"] == "it_emp"
+            else []
+        ),
 
 
 localrules:

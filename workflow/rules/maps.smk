@@ -77,7 +77,7 @@ rule render_maps:
     clusters, regional trends and densities (from the panel, the boundaries and the tables above).
     """
     input:
-        **reference("layer", "dash_line"),
+        **reference("layer", "dash_line", "labels"),
         panel=rules.build_panel.output.parquet,
         lisa=rules.estimate_spatial_autocorrelation.output.lisa,
         trends=rules.describe_regional_pattern.output.trends,
@@ -137,6 +137,7 @@ rule render_maps:
         },
         language=config["tables"]["language"],
         dpi=config["figures"]["dpi"],
+        outcome_industry=config["outcome_industry"],  # whose location quotient lq is, in the figures
     script:
         "../scripts/render_maps.py"
 

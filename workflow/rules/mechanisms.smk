@@ -129,6 +129,7 @@ rule render_mechanisms_heterogeneity:
         treatment=config["headline"]["term"],
         tables=config["tables"],
         figures=config["figures"],
+        outcome_industry=config["outcome_industry"],  # whose location quotient lq is, in labels and notes
     script:
         "../scripts/render_mechanisms_heterogeneity.py"
 

@@ -45,6 +45,7 @@ rule build_panel:
         jump_factor=config["ingestion"]["jump_factor"],
         policy=config["policy"],
         truncation_ratio=config["ingestion"]["truncation_ratio"],
+        outcome_industry=config["outcome_industry"],
     script:
         "../scripts/build_panel.py"
 

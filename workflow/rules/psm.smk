@@ -69,6 +69,7 @@ rule render_psm:
         tables=config["tables"],
         figures=config["figures"],
         figure_design=config["psm"]["figure_design"],
+        outcome_industry=config["outcome_industry"],  # whose location quotient lq is, in labels and notes
     script:
         "../scripts/render_psm.py"
 

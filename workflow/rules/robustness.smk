@@ -217,6 +217,7 @@ rule render_robustness:
         cs_base_period=config["robustness"]["staggered"]["cs_base_period"],
         honestdid=config["robustness"]["honestdid"],
         bootstrap=config["robustness"]["grid"]["bootstrap"],
+        outcome_industry=config["outcome_industry"],  # whose location quotient lq is, in labels and notes
     script:
         "../scripts/render_robustness.py"
 

@@ -58,6 +58,7 @@ def main(inputs, outputs, params):
         bounds=yearbook.load_bounds(inputs.plausibility, aliases),
         jump_factor=params.jump_factor,
         truncation_ratio=params.truncation_ratio,
+        outcome_industry=params.outcome_industry,
     )
     coded = treatment.code_treatment(
         build.panel,
@@ -76,6 +77,7 @@ def main(inputs, outputs, params):
         out_sample=outputs.sample,
         out_industries=outputs.industries,
         out_quality=outputs.quality,
+        outcome_industry=params.outcome_industry,
     )
     log.info(
         "panel: %d cities x %d years = %d rows; groups: %s",

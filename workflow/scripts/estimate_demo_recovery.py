@@ -14,6 +14,12 @@ def main(inputs, outputs, params):
     from dualpilot.data.panel import read_panel
     from dualpilot.demo import recovery
 
+    if params.outcome_industry != "it_emp":
+        raise ValueError(
+            f"outcome_industry is {params.outcome_industry!r}: the demo plants its effects on the IT "
+            "sector's location quotient only, so there is no true effect to recover for another industry "
+            "(rule demo_recovery builds nothing then)"
+        )
     table = recovery.demo_recovery(
         pd.read_parquet(inputs.truth),
         read_panel(inputs.panel),

@@ -24,6 +24,7 @@ def main(inputs, outputs, params):
         effects=settings["effects"],
         policy=treatment.rules_from_config(params.policy),
         smart_city=smart_city,
+        outcome_industry=params.outcome_industry,
     )
     truth.write(outputs.truth, outputs.summary)
 

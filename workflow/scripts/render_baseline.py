@@ -13,7 +13,7 @@ def main(inputs, outputs, params):
 
     settings, figures = params.tables, params.figures
     language = settings["language"]
-    labels = tables.load_labels(inputs.labels)
+    labels = tables.load_labels(inputs.labels).for_outcome_industry(params.outcome_industry)
     estimates = {
         analysis: render.write_analysis_table(
             inputs, outputs, analysis, labels=labels, settings=settings

@@ -9,27 +9,44 @@ def main(inputs, outputs, params):
 
     from dualpilot.data import geography
     from dualpilot.data.panel import read_panel
-    from dualpilot.render import maps
+    from dualpilot.render import maps, tables
     from dualpilot.render.plots import save_figure
 
     spec, lang, dpi = params.spatial, params.language, params.dpi
+    # the outcome industry's lq label when it is not the IT sector (the figures' own texts name IT)
+    lq_label = None
+    if params.outcome_industry != "it_emp":
+        labels = tables.load_labels(inputs.labels).for_outcome_industry(params.outcome_industry)
+        lq_label = labels.get("lq", lang)
     panel = read_panel(inputs.panel)
     geo = geography.load_boundaries(inputs.layer)
     dash = geography.load_dash_line(inputs.dash_line)
     fig = maps.lq_maps(
-        panel, geo, spec["map_years"], spec["classes"], dash_line=dash, language=lang
+        panel,
+        geo,
+        spec["map_years"],
+        spec["classes"],
+        dash_line=dash,
+        language=lang,
+        lq_label=lq_label,
     )
     save_figure(fig, outputs.maps_png, outputs.maps_pdf, dpi=dpi)
     fig = maps.pilot_map(
-        panel, geo, spec["pilot_map_year"], k=spec["classes"], dash_line=dash, language=lang
+        panel,
+        geo,
+        spec["pilot_map_year"],
+        k=spec["classes"],
+        dash_line=dash,
+        language=lang,
+        lq_label=lq_label,
     )
     save_figure(fig, outputs.pilots_png, outputs.pilots_pdf, dpi=dpi)
     lisa = pd.read_csv(inputs.lisa, dtype={"city_code": str})
     fig = maps.lisa_figure(lisa, geo, alpha=spec["lisa_alpha"], dash_line=dash, language=lang)
     save_figure(fig, outputs.lisa_png, outputs.lisa_pdf, dpi=dpi)
-    fig = maps.regional_trends_figure(pd.read_csv(inputs.trends), language=lang)
+    fig = maps.regional_trends_figure(pd.read_csv(inputs.trends), language=lang, lq_label=lq_label)
     save_figure(fig, outputs.trends_png, outputs.trends_pdf, dpi=dpi)
-    fig = maps.lq_densities(panel, spec["map_years"], language=lang)
+    fig = maps.lq_densities(panel, spec["map_years"], language=lang, lq_label=lq_label)
     save_figure(fig, outputs.densities_png, outputs.densities_pdf, dpi=dpi)
 
 

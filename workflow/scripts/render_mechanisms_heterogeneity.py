@@ -21,7 +21,7 @@ def main(inputs, outputs, params):
 
     settings = params.tables
     language = settings["language"]
-    labels = tables.load_labels(inputs.labels)
+    labels = tables.load_labels(inputs.labels).for_outcome_industry(params.outcome_industry)
     render.write_analysis_table(inputs, outputs, "mechanisms", labels=labels, settings=settings)
 
     tidy = pd.read_csv(inputs.heterogeneity)
@@ -32,6 +32,7 @@ def main(inputs, outputs, params):
         models=splits,
         language=language,
         title={"zh": "异质性分析：分组回归", "en": "Heterogeneity: split samples"}[language],
+        note=labels.outcome_note(language) or None,  # names the outcome industry when it is not IT
         stars=settings["stars"],
         digits=settings["digits"],
         labels=labels,

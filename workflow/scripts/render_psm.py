@@ -14,7 +14,7 @@ def main(inputs, outputs, params):
 
     settings = params.tables
     language = settings["language"]
-    labels = tables.load_labels(inputs.labels)
+    labels = tables.load_labels(inputs.labels).for_outcome_industry(params.outcome_industry)
     render.write_analysis_table(inputs, outputs, "psm_did", labels=labels, settings=settings)
     balance = tables.frame_table(
         pd.read_csv(inputs.balance),

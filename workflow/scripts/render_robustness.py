@@ -24,7 +24,7 @@ def main(inputs, outputs, params):
 
     settings, figures = params.tables, params.figures
     language = settings["language"]
-    labels = tables.load_labels(inputs.labels)
+    labels = tables.load_labels(inputs.labels).for_outcome_industry(params.outcome_industry)
     dpi = figures["dpi"]
 
     summary = pd.read_csv(inputs.bacon_summary)

@@ -49,7 +49,30 @@ DERIVED_OUTCOMES: dict[str, tuple[tuple[str, ...], Callable[[pd.DataFrame], pd.S
     "it_emp_share": (("it_emp", "total_emp"), lambda p: _share_percent(p, "it_emp", "total_emp")),
 }
 """Outcomes a grid specification may name besides panel columns: ln_it_emp = ln(it_emp) (IT employment,
-10k persons; it_emp must be positive); it_emp_share = 100 * it_emp / total_emp (IT share of employment, %)."""
+10k persons; it_emp must be positive); it_emp_share = 100 * it_emp / total_emp (IT share of employment, %).
+`derived_outcome` gives the same two for the employment of any other industry of the panel (`emp_<id>`,
+the outcome industry's column when config outcome_industry names one): ln_emp_<id> and emp_<id>_share."""
+
+_INDUSTRY_OUTCOME = re.compile(r"^(?:ln_(?P<log>emp_[a-z0-9_]+)|(?P<share>emp_[a-z0-9_]+)_share)$")
+
+
+def derived_outcome(
+    name: str,
+) -> tuple[tuple[str, ...], Callable[[pd.DataFrame], pd.Series]] | None:
+    """The (input columns, derivation) of a derived outcome `name`: an entry of `DERIVED_OUTCOMES`, or
+    ln_emp_<id> = ln(emp_<id>) and emp_<id>_share = 100 * emp_<id> / total_emp for an industry's
+    employment column emp_<id>; None for any other name. (A name that is both a log and a share, such as
+    ln_emp_x_share, is read as the log of the column emp_x_share.)"""
+    if name in DERIVED_OUTCOMES:
+        return DERIVED_OUTCOMES[name]
+    match = _INDUSTRY_OUTCOME.fullmatch(name)
+    if match is None:
+        return None
+    if match["log"]:
+        column = match["log"]
+        return (column,), lambda p: _log_positive(p, column)
+    column = match["share"]
+    return (column, "total_emp"), lambda p: _share_percent(p, column, "total_emp")
 
 
 @dataclass(frozen=True)
@@ -59,7 +82,8 @@ class GridSpec:
     Fields (all optional but `name`; config keys have the same names):
     - label: display label, a string or {"zh": ..., "en": ...};
     - drop_if: {column: [values]}: drop the rows whose column holds one of the values;
-    - outcome: a panel column or a key of `DERIVED_OUTCOMES` (default: the baseline outcome);
+    - outcome: a panel column or a derived outcome (`derived_outcome`: a key of `DERIVED_OUTCOMES`,
+      ln_emp_<id>, emp_<id>_share; default: the baseline outcome);
     - winsorise: [lower, upper] quantiles at which the outcome is clipped (pooled over the sample);
     - cluster: cluster variable of the CRV1 SEs (default: the city);
     - bootstrap: add a wild cluster bootstrap p-value (settings of the grid, seeded);
@@ -274,14 +298,15 @@ def build_spec(
         since = data[time].to_numpy(dtype=float) - data[treat_time].to_numpy(dtype=float)
         data = data.assign(**{term: (since >= spec.treatment_lag).astype("int64")})
     y = spec.outcome or outcome
-    if y in DERIVED_OUTCOMES and y not in data.columns:
-        inputs, derive = DERIVED_OUTCOMES[y]
+    derived = derived_outcome(y)
+    if derived is not None and y not in data.columns:
+        inputs, derive = derived
         require_columns(data, list(inputs), f"the panel for outcome {y}")
         data = data.assign(**{y: derive(data)})
     elif y not in data.columns:
         raise SpecificationError(
             f"grid spec {spec.name!r}: outcome {y!r} is neither a panel column nor one of "
-            f"{sorted(DERIVED_OUTCOMES)}"
+            f"{sorted(DERIVED_OUTCOMES)}, ln_emp_<id> or emp_<id>_share of an industry column emp_<id>"
         )
     data, sample = _drop_rows(data, spec)
     if spec.winsorise is not None:

@@ -60,3 +60,38 @@ def read_label_entries(path: str | Path = DEFAULT_LABELS_PATH) -> dict[str, tupl
                 entries[term] = (values["label_zh"], values["label_en"])
     raise_if(problems, "invalid label file")
     return entries
+
+
+#: The outcome industry of the study: `lq` is the location quotient of IT employment unless config
+#: `outcome_industry` names another industry of the employment tables.
+DEFAULT_OUTCOME_INDUSTRY = "it_emp"
+#: The key under which `outcome_industry_entries` keeps the note naming the outcome industry (never a term
+#: of the label file: a tidy file's term cannot hold a space).
+OUTCOME_NOTE = "note: outcome industry"
+
+
+def outcome_industry_entries(
+    entries: dict[str, tuple[str, str]], industry: str, source: str = "the label file"
+) -> dict[str, tuple[str, str]]:
+    """Label entries with `lq` meaning the location quotient of `industry` (config outcome_industry):
+    `entries` itself for the IT sector (it_emp), the study's; otherwise a copy in which `lq` takes the
+    labels of the entry ``lq:<industry>`` and `OUTCOME_NOTE` holds the template ``note:outcome_industry``
+    filled with them (the note regression tables add). Raises `InputError` naming `source` when either
+    entry is missing."""
+    if industry == DEFAULT_OUTCOME_INDUSTRY:
+        return entries
+    raise_if(
+        [
+            Problem(source, f"no entry {t!r} for outcome_industry {industry!r}", column="term")
+            for t in (f"lq:{industry}", "note:outcome_industry")
+            if t not in entries
+        ],
+        "the outcome industry has no label",
+    )
+    zh, en = entries[f"lq:{industry}"]
+    note_zh, note_en = entries["note:outcome_industry"]
+    return {
+        **entries,
+        "lq": (zh, en),
+        OUTCOME_NOTE: (note_zh.format(label=zh), note_en.format(label=en)),
+    }

@@ -11,8 +11,11 @@ Conventions:
 - a city-year exists only inside the city's life in the city master (first_year..last_year); table rows
   for other years (e.g. 巢湖 after 2010, or a 地区 before it became a 地级市) are dropped and logged;
 - missing patent city-years are NaN (so are ln_digital_pat and ln_green_pat there), never 0;
-- lq uses, for year t, the sums of it_emp and total_emp over the city-years kept in the sample in year t,
-  so the sample is chosen first and lq computed afterwards.
+- lq uses, for year t, the sums of the outcome industry's employment and total_emp over the city-years kept
+  in the sample in year t, so the sample is chosen first and lq computed afterwards. The outcome industry is
+  the IT sector (it_emp) unless `build_panel` is given another (config `outcome_industry`, an employment
+  variable of the alias table such as emp_jinrong); its employment column then joins the panel after
+  total_emp, and every edition must print it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,12 @@ import numpy as np
 import pandas as pd
 
 from dualpilot.core.errors import InputError, Problem, io_problem, raise_if
-from dualpilot.core.labels import DEFAULT_LABELS_PATH, read_label_entries
+from dualpilot.core.labels import (
+    DEFAULT_LABELS_PATH,
+    DEFAULT_OUTCOME_INDUSTRY,
+    outcome_industry_entries,
+    read_label_entries,
+)
 from dualpilot.data import quality
 from dualpilot.data.yearbook import (
     REQUIRED_VARIABLES,
@@ -74,6 +82,17 @@ DERIVED_VARIABLES: tuple[str, ...] = (
     "human_capital",
 )
 PANEL_COLUMNS: tuple[str, ...] = (*ID_COLUMNS, *RAW_VARIABLES, *DERIVED_VARIABLES)
+
+
+def panel_columns(outcome_industry: str = DEFAULT_OUTCOME_INDUSTRY) -> tuple[str, ...]:
+    """The panel's columns: `PANEL_COLUMNS`, with the outcome industry's employment column after total_emp
+    when it is not it_emp (which the panel always holds)."""
+    if outcome_industry in PANEL_COLUMNS:
+        return PANEL_COLUMNS
+    at = PANEL_COLUMNS.index("total_emp") + 1
+    return (*PANEL_COLUMNS[:at], outcome_industry, *PANEL_COLUMNS[at:])
+
+
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "file",
     "table",
@@ -86,13 +105,20 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 
 
-def stata_label(column: str, labels: str | Path | None = None) -> str:
+def stata_label(
+    column: str, labels: str | Path | Mapping[str, tuple[str, str]] | None = None
+) -> str:
     """The .dta variable label of `column`: "zh / en" from the one label file of the workflow,
-    resources/labels/terms.csv (or `labels`), which tables and figures read too (ValueError if the
-    column has no entry there or the label is over 80 characters, Stata's limit)."""
-    entries = read_label_entries(labels if labels is not None else DEFAULT_LABELS_PATH)
+    resources/labels/terms.csv (or `labels`: another file, or entries already read, e.g. those of
+    `outcome_industry_entries`), which tables and figures read too (ValueError if the column has no
+    entry there or the label is over 80 characters, Stata's limit)."""
+    if isinstance(labels, Mapping):
+        entries, source = labels, "the label entries"
+    else:
+        source = str(labels or DEFAULT_LABELS_PATH)
+        entries = read_label_entries(labels if labels is not None else DEFAULT_LABELS_PATH)
     if column not in entries:
-        raise ValueError(f"no label for column {column!r}: add it to {labels or DEFAULT_LABELS_PATH}")
+        raise ValueError(f"no label for column {column!r}: add it to {source}")
     zh, en = entries[column]
     label = f"{zh} / {en}"
     if len(label) > 80:
@@ -288,18 +314,21 @@ def select_sample(
     years: tuple[int, int],
     rule: str,
     in_tables: set[str],
+    outcome_industry: str = DEFAULT_OUTCOME_INDUSTRY,
 ) -> tuple[pd.Series, pd.DataFrame]:
-    """Apply a sample rule to the city-years of `grid` (city_code, year, it_emp, total_emp).
+    """Apply a sample rule to the city-years of `grid` (city_code, year, `outcome_industry` (default
+    it_emp), total_emp).
 
     `balanced_outcome`: keep the cities that are prefecture-level cities in every year of the window and
-    whose it_emp and total_emp are observed in every year; `all`: keep every city-year whose it_emp and
-    total_emp are observed. Returns the boolean mask of kept rows of `grid` and the sample table: one row
+    whose outcome industry's employment and total_emp are observed in every year; `all`: keep every
+    city-year whose outcome industry's employment and total_emp are observed. Returns the boolean mask
+    of kept rows of `grid` and the sample table: one row
     per master city with city_code, city_name, kept, n_years (kept years) and reason (why it is out, or
     which years are missing; empty when the city is kept in every year of the window).
     """
     if rule not in SAMPLE_RULES:
         raise ValueError(f"sample_rule must be one of {SAMPLE_RULES}, not {rule!r}")
-    observed = grid["it_emp"].notna() & grid["total_emp"].notna()
+    observed = grid[outcome_industry].notna() & grid["total_emp"].notna()
     missing = grid.loc[~observed].groupby("city_code")["year"].agg(list).to_dict()
     n_observed = grid.loc[observed].groupby("city_code").size().to_dict()
     rows = []
@@ -346,20 +375,23 @@ def select_sample(
     return mask.to_numpy(dtype=bool), sample
 
 
-def location_quotient(it_emp: pd.Series, total_emp: pd.Series, year: pd.Series) -> pd.Series:
+def location_quotient(
+    it_emp: pd.Series, total_emp: pd.Series, year: pd.Series, name: str = "it_emp"
+) -> pd.Series:
     """lq_it = (it_emp_it / total_emp_it) / (sum_j it_emp_jt / sum_j total_emp_jt), sums over the rows
-    given with the same year. Pass exactly the kept city-years; NaN, a non-positive total_emp or a year
-    whose it_emp sums to 0 raise ValueError."""
+    given with the same year; `it_emp` is the employment of the outcome industry (`name` in messages).
+    Pass exactly the kept city-years; NaN, a non-positive total_emp or a year whose industry employment
+    sums to 0 raise ValueError."""
     frame = pd.DataFrame({"it": it_emp, "total": total_emp, "year": year})
     if frame[["it", "total"]].isna().any().any():
-        raise ValueError("location_quotient: it_emp and total_emp must be observed in every row")
+        raise ValueError(f"location_quotient: {name} and total_emp must be observed in every row")
     if (frame["total"] <= 0).any():
         raise ValueError("location_quotient: total_emp must be positive")
     by_year = frame.groupby("year")
     it_sum = by_year["it"].transform("sum")
     if (it_sum <= 0).any():
         zero = sorted(frame.loc[it_sum <= 0, "year"].unique())
-        raise ValueError(f"location_quotient: it_emp sums to 0 in {zero}, so lq is undefined")
+        raise ValueError(f"location_quotient: {name} sums to 0 in {zero}, so lq is undefined")
     national = it_sum / by_year["total"].transform("sum")
     return (frame["it"] / frame["total"]) / national
 
@@ -446,6 +478,7 @@ def build_panel(
     bounds: PlausibilityBounds,
     jump_factor: float,
     truncation_ratio: float,
+    outcome_industry: str = DEFAULT_OUTCOME_INDUSTRY,
 ) -> PanelBuild:
     """Read, validate, merge and derive the panel of `raw_dir` (see the module docstring).
 
@@ -454,12 +487,21 @@ def build_panel(
     `yearbook.load_aliases`; `usd_cny` from `reference.load_usd_cny` (CNY per USD by year); `bounds`
     from `yearbook.load_bounds`; `jump_factor` the year-over-year factor of `quality.check_jumps`, with
     the exceptions of `<raw_dir>/quality_exceptions.csv` if present; `truncation_ratio` the threshold of
-    `truncation_problems` (config `ingestion: truncation_ratio`). Raises one `InputError` listing every
+    `truncation_problems` (config `ingestion: truncation_ratio`); `outcome_industry` the employment
+    variable whose location quotient is lq (config `outcome_industry`; ValueError if `aliases` has no such
+    employment variable). Raises one `InputError` listing every
     problem of every file, then one for the year-over-year jumps once the files are valid, or if no
     city-year is left in the sample.
     """
     years = (int(years[0]), int(years[1]))
     _check_inputs(years, sample_rule, master, usd_cny)
+    industries = [v for v in aliases.variables("employment") if v != "total_emp"]
+    if outcome_industry not in industries:
+        raise ValueError(
+            f"outcome_industry {outcome_industry!r} is not an employment variable of {aliases.source}; "
+            f"known: {', '.join(industries)}"
+        )
+    required = () if outcome_industry == DEFAULT_OUTCOME_INDUSTRY else (outcome_industry,)
     raw_dir = Path(raw_dir)
     files, problems = find_raw_files(raw_dir, years)
 
@@ -468,7 +510,15 @@ def build_panel(
     counts: dict[tuple[str, int], tuple[str, int]] = {}  # cities of each table read
     observed = []  # every value read, long, for the year-over-year check
     for (table, edition), path in sorted(files.items()):
-        df, found, stats = read_table(path, table, edition, aliases, crosswalk, bounds)  # type: ignore[arg-type]
+        df, found, stats = read_table(
+            path,
+            table,  # type: ignore[arg-type]
+            edition,
+            aliases,
+            crosswalk,
+            bounds,
+            required=required if table == "employment" else (),
+        )
         problems += found
         tables[table][edition] = df
         if stats.header_line is not None:
@@ -549,14 +599,18 @@ def build_panel(
         .merge(economy, on=["city_code", "year"], how="left")
         .merge(patents, on=["city_code", "year"], how="left")
     )
-    mask, sample = select_sample(merged, master, years, sample_rule, in_tables)
+    mask, sample = select_sample(
+        merged, master, years, sample_rule, in_tables, outcome_industry=outcome_industry
+    )
     kept = merged.loc[mask].reset_index(drop=True)
     if kept.empty:
         raise InputError(
             Problem(str(raw_dir), f"no city-year is left under sample_rule {sample_rule!r}"),
             "empty sample",
         )
-    kept["lq"] = location_quotient(kept["it_emp"], kept["total_emp"], kept["year"])
+    kept["lq"] = location_quotient(
+        kept[outcome_industry], kept["total_emp"], kept["year"], name=outcome_industry
+    )
     kept = derive_variables(kept, usd_cny)
 
     info = master.set_index("city_code")
@@ -572,7 +626,9 @@ def build_panel(
     for column in RAW_VARIABLES:
         if column not in kept:
             kept[column] = np.nan
-    panel = kept[list(PANEL_COLUMNS)].astype({v: "float64" for v in RAW_VARIABLES})
+    panel = kept[list(panel_columns(outcome_industry))].astype(
+        {v: "float64" for v in (*RAW_VARIABLES, outcome_industry)}
+    )
     panel = panel.sort_values(["city_code", "year"], ignore_index=True)
 
     industry_columns = [c for c in kept.columns if c.startswith("emp_")]
@@ -590,11 +646,12 @@ def build_panel(
         {"edition": "Int64", "data_year": "Int64"}
     )
     log.info(
-        "panel: %d cities, %d city-years, sample rule %s (%d master cities left out)",
+        "panel: %d cities, %d city-years, sample rule %s (%d master cities left out); lq of %s",
         panel["city_code"].nunique(),
         len(panel),
         sample_rule,
         int((~sample["kept"]).sum()),
+        outcome_industry,
     )
     return PanelBuild(panel, manifest_df, sample, industries_long, quality_rows)
 
@@ -644,11 +701,14 @@ def write_panel(
     out_sample: str | Path | None = None,
     out_industries: str | Path | None = None,
     out_quality: str | Path | None = None,
+    outcome_industry: str = DEFAULT_OUTCOME_INDUSTRY,
 ) -> None:
     """Write the panel as Parquet, CSV (UTF-8 with BOM, so Excel shows Chinese) and Stata .dta version 118
     (Stata 14+, Unicode; labels "zh / en" from resources/labels/terms.csv by `stata_label`; city_code
     as text), plus, when paths are given, the manifest, sample and quality tables (CSV, UTF-8 with BOM)
-    and the industry long table (Parquet).
+    and the industry long table (Parquet). When `outcome_industry` is not it_emp, the .dta says whose
+    location quotient lq is: lq's variable label is that of ``lq:<industry>`` and the data label names
+    the industry's id.
     Everything is written to temporary files first and renamed at the end."""
     extra = [
         (p, w)
@@ -661,6 +721,12 @@ def write_panel(
         if p is not None
     ]
     panel = build.panel
+    labels = outcome_industry_entries(
+        read_label_entries(DEFAULT_LABELS_PATH), outcome_industry, str(DEFAULT_LABELS_PATH)
+    )
+    data_label = "Dual pilot panel / 双试点城市面板"
+    if outcome_industry != DEFAULT_OUTCOME_INDUSTRY:
+        data_label += f"; lq of {outcome_industry}"  # Stata allows 80 characters
     with atomic_paths(out_parquet, out_csv, out_dta, *(p for p, _ in extra)) as tmp:
         panel.to_parquet(tmp[0], index=False)
         panel.to_csv(tmp[1], index=False, encoding="utf-8-sig")
@@ -668,8 +734,8 @@ def write_panel(
             tmp[2],
             write_index=False,
             version=118,
-            variable_labels={c: stata_label(c) for c in panel.columns},
-            data_label="Dual pilot panel / 双试点城市面板",
+            variable_labels={c: stata_label(c, labels) for c in panel.columns},
+            data_label=data_label,
         )
         for path, (_, write) in zip(tmp[3:], extra, strict=True):
             write(path)

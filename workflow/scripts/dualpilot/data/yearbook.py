@@ -986,8 +986,12 @@ def read_table(
     aliases: HeaderAliases,
     crosswalk: Mapping[str, str],
     bounds: PlausibilityBounds | None = None,
+    required: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, list[Problem], TableStats]:
     """Read one yearbook table and validate it on its own.
+
+    `required`: optional variables of `table` that this read needs as well (the outcome industry's
+    employment, config `outcome_industry`): a missing column is an error as for the required ones.
 
     Returns the city rows (columns `city_code`, `name` as printed, `line`, then one float column per
     variable found, required ones first), every problem found (unreadable file, no header row, missing or
@@ -1054,7 +1058,7 @@ def read_table(
                         _column(j, text),
                     )
                 )
-    for variable in REQUIRED_VARIABLES[table]:
+    for variable in dict.fromkeys([*REQUIRED_VARIABLES[table], *required]):
         if variable in found:
             continue
         accepted = " or ".join(repr(x) for x in aliases.accepted(table, variable, edition))

@@ -911,10 +911,16 @@ def _bracket(header: str, unit: str, style: str) -> str:
 
 
 def _style_for(
-    rng: np.random.Generator, table: str, edition: int, k: int, aliases: _AliasIndex
+    rng: np.random.Generator,
+    table: str,
+    edition: int,
+    k: int,
+    aliases: _AliasIndex,
+    always: str = "it_emp",
 ) -> FileStyle:
     """The layout of one file. Quirks cycle with the edition's index k so that a window of 12 or more
-    editions shows every one of them; the rng picks details (industries, column order)."""
+    editions shows every one of them; the rng picks details (industries, column order). The industry
+    `always` is printed whether picked or not (the same draws either way)."""
     j = 0 if table == "employment" else 1
     xlsx = (k % 5 == 3) if j == 0 else (k % 5 == 1)
     encoding = None if xlsx else ("utf-8", "utf-8-sig", "gb18030")[(k + j) % 3]
@@ -943,7 +949,7 @@ def _style_for(
         for pos, v in enumerate(extras):
             if v == "emp_pifa_lingshou":  # the IT column stands among the industries in book order
                 industry_cols.append(("it_emp", it_header))
-            if pos in picked:
+            if pos in picked or v == always:
                 industry_cols.append((v, _accepted(aliases, table, v, edition)[0][0]))
         if not any(v == "it_emp" for v, _ in industry_cols):
             industry_cols.append(("it_emp", it_header))
@@ -1227,6 +1233,7 @@ def generate_demo(
     policy: Mapping[str, Any],
     smart_city: Mapping[str, Any] | None = None,
     scale: Mapping[str, Any] | None = None,
+    outcome_industry: str = "it_emp",
 ) -> DemoTruth:
     """Write demo yearbook extracts for the real city roster into `out_dir` and return the truth.
 
@@ -1247,6 +1254,11 @@ def generate_demo(
         smart_city: settings of the synthetic smart-city list (`DEFAULT_SMART_CITY` if None).
         scale: must be None. County-scale raw extracts cannot pass the city crosswalk (synthetic unit
             names are unknown to it); use `generate_panel` for an analysis-ready panel of any size.
+        outcome_industry: the industry whose location quotient the panel's lq will be (config
+            outcome_industry): its column is printed in every edition, as the IT sector's always is;
+            the other industries' columns are a random few per edition. The default (it_emp) adds
+            nothing, so the default extracts do not depend on this argument; another industry's
+            values are those it has when picked (they depend on no random draw).
 
     Returns:
         The `DemoTruth`. Raises ValueError on bad arguments (naming them).
@@ -1256,6 +1268,11 @@ def generate_demo(
             "generate_demo writes yearbook extracts for the real city roster only: synthetic county-scale "
             "names would not pass the city crosswalk of the ingestion. For a large panel use "
             "dualpilot.demo.extracts.generate_panel(n_units, n_years, seed, effects, usd_cny=...)."
+        )
+    if outcome_industry != "it_emp" and outcome_industry not in _INDUSTRY_WEIGHTS:
+        raise ValueError(
+            f"outcome_industry {outcome_industry!r} is not an industry of the demo: "
+            f"it_emp or one of {', '.join(_INDUSTRY_WEIGHTS)}"
         )
     effects = validate_effects(effects)
     policy = _validate_policy(policy)
@@ -1305,7 +1322,17 @@ def generate_demo(
         (out / sub).mkdir(parents=True, exist_ok=True)
     style_rng = np.random.default_rng(seeds[4])
     files, printed_emp = _write_tables(
-        out, panel, master, crosswalk, aliases, year_values, style_rng, sim.fund, ii, jj
+        out,
+        panel,
+        master,
+        crosswalk,
+        aliases,
+        year_values,
+        style_rng,
+        sim.fund,
+        ii,
+        jj,
+        always=outcome_industry,
     )
     panel["lq_print"] = _realised_lq(printed_emp["it_emp"], printed_emp["total_emp"], panel["year"])
     _write_patents(
@@ -1366,8 +1393,10 @@ def _write_tables(
     fund: dict[str, np.ndarray],
     ii: np.ndarray,
     jj: np.ndarray,
+    always: str = "it_emp",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write every edition's two tables; return the file list and the printed (rounded) employment."""
+    """Write every edition's two tables; return the file list and the printed (rounded) employment.
+    `always`: an industry printed in every edition (besides it_emp, which always is)."""
     alias_index = _alias_index(aliases)
     records = []
     printed = pd.DataFrame(index=panel.index, columns=["it_emp", "total_emp"], dtype=float)
@@ -1383,7 +1412,7 @@ def _write_tables(
         order = np.argsort(sub["city_code"].to_numpy(), kind="stable")
         rows_idx, sub, city_i = rows_idx[order], sub.iloc[order], city_i[order]
         for table in ("employment", "economy"):
-            style = _style_for(rng, table, edition, k, alias_index)
+            style = _style_for(rng, table, edition, k, alias_index, always=always)
             plain = [names[c] for c in sub["city_code"]]
             cities = pd.DataFrame(
                 {

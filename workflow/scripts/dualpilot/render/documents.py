@@ -54,7 +54,7 @@ def analysis_table(
     tidy, extra_rows, boot_note = bootstrap_inference(
         tidy, labels=labels, language=language, digits=settings["digits"]
     )
-    notes = [n for n in (spec.note[language], boot_note) if n]
+    notes = [n for n in (spec.note[language], boot_note, labels.outcome_note(language)) if n]
     return tables.regression_table(
         tidy,
         terms=spec.terms,

@@ -100,13 +100,35 @@ _TEXT: dict[str, dict[str, str]] = {
         "year_title": "{year}",
     },
 }
+
+
+def figure_text(language: Language, lq_label: str | None = None) -> dict[str, str]:
+    """The figures' texts in `language`. `lq_label`: the label of lq when the outcome industry is not the
+    IT sector (`tables.Labels.for_outcome_industry`, e.g. 金融业就业区位熵): the texts naming the IT
+    location quotient or the location quotient name it instead; None keeps the study's texts."""
+    text = dict(_TEXT[_language(language)])
+    if lq_label is None:
+        return text
+    if language == "zh":
+        text.update(
+            lq=lq_label, mean_lq=f"{lq_label}均值", pilot_title=f"{{year}}年 {lq_label}与试点城市"
+        )
+    else:
+        lower = lq_label[:1].lower() + lq_label[1:]
+        text.update(
+            lq=lq_label,
+            mean_lq=f"Mean {lower}",
+            pilot_title=f"{lq_label} and pilot cities, {{year}}",
+        )
+    return text
+
+
 #: Outline styles of the pilot map: (edge colour, line style, line width).
 PILOT_STYLES: dict[str, tuple[str, str, float]] = {
     "dual": ("#000000", "-", 1.3),
     "sc_only": ("#1f4e9c", "--", 0.9),
     "lc_only": ("#1a7a33", ":", 1.1),
 }
-
 
 
 # --------------------------------------------------------------------------------------------------
@@ -306,6 +328,7 @@ def lq_maps(
     *,
     dash_line: gpd.GeoDataFrame | None = None,
     language: Language = "zh",
+    lq_label: str | None = None,
 ) -> Figure:
     """Small multiples (2 columns) of lq in `years`, one shared natural-breaks legend.
 
@@ -316,6 +339,7 @@ def lq_maps(
     axes of their panel).
     """
     lang = _language(language)
+    text = figure_text(lang, lq_label)
     data = check_panel(panel)
     chosen = check_years(data, years)
     base = _MapBase.build(geo, dash_line)
@@ -329,7 +353,7 @@ def lq_maps(
     axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
     for ax, year in zip(axes, chosen, strict=False):
         base.draw(ax, _choropleth_colours(base.layer, per_year[year], bounds, palette))
-        ax.set_title(_TEXT[lang]["year_title"].format(year=year))
+        ax.set_title(text["year_title"].format(year=year))
     for ax in axes[len(chosen) :]:
         fig.delaxes(ax)
     fig.legend(
@@ -337,7 +361,7 @@ def lq_maps(
         loc="outside lower center",
         ncol=k + 1,
         frameon=False,
-        title=_TEXT[lang]["lq"],
+        title=text["lq"],
         fontsize="small",
     )
     return fig
@@ -351,6 +375,7 @@ def pilot_map(
     k: int = 5,
     dash_line: gpd.GeoDataFrame | None = None,
     language: Language = "zh",
+    lq_label: str | None = None,
 ) -> Figure:
     """lq in `year` (default: the last panel year) with the pilot cities outlined.
 
@@ -359,6 +384,7 @@ def pilot_map(
     dashed blue, low-carbon-only (`lc_post` = 1, not dual) dotted green. One axes (plus inset).
     """
     lang = _language(language)
+    text = figure_text(lang, lq_label)
     data = check_panel(panel, ["sc_post", "lc_post", "dual_post"])
     year = int(data["year"].max()) if year is None else check_years(data, [year])[0]
     base = _MapBase.build(geo, dash_line)
@@ -386,20 +412,21 @@ def pilot_map(
                 color=colour,
                 linestyle=linestyle,
                 linewidth=width + 0.4,
-                label=f"{_TEXT[lang][name]} ({len(codes)})",
+                label=f"{text[name]} ({len(codes)})",
             )
         )
-    ax.legend(
-        handles=handles, loc="lower left", fontsize="small", frameon=False, title=_TEXT[lang]["lq"]
-    )
-    ax.set_title(_TEXT[lang]["pilot_title"].format(year=year))
+    ax.legend(handles=handles, loc="lower left", fontsize="small", frameon=False, title=text["lq"])
+    ax.set_title(text["pilot_title"].format(year=year))
     return fig
 
 
-
-def regional_trends_figure(table: pd.DataFrame, *, language: Language = "zh") -> Figure:
-    """Line chart of `regional_trends`' table: mean lq by year, one line per region in table order."""
+def regional_trends_figure(
+    table: pd.DataFrame, *, language: Language = "zh", lq_label: str | None = None
+) -> Figure:
+    """Line chart of `regional_trends`' table: mean lq by year, one line per region in table order.
+    `lq_label`: see `figure_text` (also for `lq_maps`, `pilot_map` and `lq_densities`)."""
     lang = _language(language)
+    text = figure_text(lang, lq_label)
     order = list(dict.fromkeys(table["region"].astype(str)))
     fig = Figure(figsize=(7.0, 4.2), layout="constrained")
     ax = fig.add_subplot()
@@ -411,15 +438,14 @@ def regional_trends_figure(table: pd.DataFrame, *, language: Language = "zh") ->
             marker="o",
             markersize=3.5,
             color=f"C{j}",
-            label=_TEXT[lang].get(region, region),
+            label=text.get(region, region),
         )
-    ax.set_xlabel(_TEXT[lang]["year"])
-    ax.set_ylabel(_TEXT[lang]["mean_lq"])
+    ax.set_xlabel(text["year"])
+    ax.set_ylabel(text["mean_lq"])
     years = sorted(table["year"].unique())
     ax.set_xticks(years[:: max(1, len(years) // 9)])
     ax.legend(frameon=False)
     return fig
-
 
 
 def lisa_figure(
@@ -471,6 +497,7 @@ def lq_densities(
     *,
     bw_method: str | float | None = None,
     language: Language = "zh",
+    lq_label: str | None = None,
 ) -> Figure:
     """Gaussian kernel densities of lq across cities, one curve per year, on one axes.
 
@@ -479,6 +506,7 @@ def lq_densities(
     of the range (but not below 0 when every value is non-negative, as lq is).
     """
     lang = _language(language)
+    text = figure_text(lang, lq_label)
     data = check_panel(panel)
     chosen = check_years(data, years)
     per_year = {y: year_values(data, y).to_numpy() for y in chosen}
@@ -497,15 +525,17 @@ def lq_densities(
     for j, (year, v) in enumerate(per_year.items()):
         kde = stats.gaussian_kde(v, bw_method=bw_method)
         ax.plot(grid, kde(grid), color=f"C{j}", linestyle=styles[j % len(styles)], label=str(year))
-    ax.set_xlabel(_TEXT[lang]["lq"])
-    ax.set_ylabel(_TEXT[lang]["density"])
-    ax.legend(frameon=False, title=_TEXT[lang]["year"])
+    ax.set_xlabel(text["lq"])
+    ax.set_ylabel(text["density"])
+    ax.legend(frameon=False, title=text["year"])
     return fig
+
 
 def _classify(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """Class index (0..k-1) of each value for upper `bounds`; values above the last go to k-1."""
     idx = np.searchsorted(bounds, values, side="left")
     return np.minimum(idx, len(bounds) - 1)
+
 
 def _class_labels(bounds: np.ndarray, lowest: float) -> list[str]:
     lows = [lowest, *bounds[:-1]]

@@ -38,8 +38,11 @@ import pandas as pd
 from dualpilot.core.errors import require_columns
 from dualpilot.core.labels import (
     DEFAULT_LABELS_PATH,
+    DEFAULT_OUTCOME_INDUSTRY,
+    OUTCOME_NOTE,
     Language,
     check_language,
+    outcome_industry_entries,
     read_label_entries,
 )
 from dualpilot.core.tidy import MODEL_COLUMNS, TIDY_COLUMNS
@@ -222,6 +225,23 @@ class Labels:
             log.warning("no label for %r in %s; showing the name itself", term, self.source)
             return term
         return found
+
+    def for_outcome_industry(self, industry: str) -> Labels:
+        """These labels with `lq` meaning the location quotient of `industry` (config outcome_industry):
+        unchanged for the IT sector (it_emp), the study's; otherwise `lq` takes the label of the entry
+        ``lq:<industry>``, and the template ``note:outcome_industry`` filled with that label becomes the
+        `outcome_note` that regression tables append to their note
+        (`dualpilot.core.labels.outcome_industry_entries`; `InputError` naming the label file when
+        either entry is missing)."""
+        entries = outcome_industry_entries(dict(self.entries), industry, self.source)
+        if industry == DEFAULT_OUTCOME_INDUSTRY:
+            return self
+        return Labels(entries=entries, source=self.source)
+
+    def outcome_note(self, language: str) -> str:
+        """The note naming the outcome industry when it is not the IT sector (`for_outcome_industry`),
+        else ""."""
+        return self._exact(OUTCOME_NOTE, check_language(language)) or ""
 
     def has(self, term: str) -> bool:
         """Whether `term` has a label, exact or by pattern."""

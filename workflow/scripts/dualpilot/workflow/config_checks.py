@@ -15,8 +15,18 @@ Only the standard library is imported: this module runs inside Snakemake's own p
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+#: The shipped header aliases (resources/yearbook/header_aliases.csv): the industries of the employment
+#: tables and their headers by edition, which `outcome_industry` is checked against.
+HEADER_ALIASES = (
+    Path(__file__).resolve().parents[4] / "resources" / "yearbook" / "header_aliases.csv"
+)
+#: The employment variable of the alias table that is no industry: an industry's share is taken of it.
+TOTAL_EMPLOYMENT = "total_emp"
 
 
 class ConfigError(ValueError):
@@ -95,7 +105,67 @@ def _window_warnings(config: Mapping[str, Any], start: int, end: int) -> list[st
     return out
 
 
-def config_problems(config: Mapping[str, Any]) -> list[str]:
+def _edition(value: str) -> int | None:
+    return int(value) if value.strip().isdigit() else None
+
+
+def outcome_industry_problems(
+    config: Mapping[str, Any], header_aliases: str | Path = HEADER_ALIASES
+) -> list[str]:
+    """Problems of `outcome_industry` against the alias table `header_aliases`: the id must be an industry
+    of the employment table (a `variable` of its employment rows other than total_emp; the known ids are
+    listed), and some header of it must be accepted in every edition of the window (data years
+    years.start..years.end, editions one later), else the editions without one are named."""
+    industry = config.get("outcome_industry")
+    if industry is None:
+        return []
+    path = Path(header_aliases)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if (r.get("table") or "").strip() == "employment"]
+    except OSError as exc:
+        return [f"outcome_industry = {industry!r} cannot be checked: {path}: {exc.strerror or exc}"]
+    spans: dict[str, list[tuple[int | None, int | None]]] = {}
+    for row in rows:
+        variable = (row.get("variable") or "").strip()
+        if variable and variable != TOTAL_EMPLOYMENT:
+            spans.setdefault(variable, []).append(
+                (_edition(row.get("first_edition") or ""), _edition(row.get("last_edition") or ""))
+            )
+    if industry not in spans:
+        return [
+            f"outcome_industry = {industry!r} is not an industry of the employment tables in {path}; "
+            f"known ids: {', '.join(spans)}"
+        ]
+    start, end = _get(config, "years.start"), _get(config, "years.end")
+    if start is None or end is None or start > end:
+        return []
+    missing = [
+        edition
+        for edition in range(start + 1, end + 2)
+        if not any(
+            (lo is None or lo <= edition) and (hi is None or edition <= hi)
+            for lo, hi in spans[industry]
+        )
+    ]
+    if not missing:
+        return []
+    return [
+        f"outcome_industry = {industry!r} has no header in {path} for edition(s) "
+        f"{', '.join(str(e) for e in missing)} (data years {_data_years(missing)}, inside years.start.."
+        f"years.end = {start}..{end}): add the header that edition prints, with its first_edition and "
+        "last_edition, to that file"
+    ]
+
+
+def _data_years(editions: Sequence[int]) -> str:
+    """The data years of `editions` (edition E holds data year E - 1), e.g. "2011, 2012"."""
+    return ", ".join(str(e - 1) for e in editions)
+
+
+def config_problems(
+    config: Mapping[str, Any], header_aliases: str | Path = HEADER_ALIASES
+) -> list[str]:
     """Every contradiction between keys of a schema-valid `config`, as messages naming the keys.
 
     Checked: years.start <= years.end; the policy batch years of each programme in batch order; the
@@ -103,7 +173,8 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
     [low, high] with low <= high, in increasing order without overlap); placebo.mixed.time_scope and
     placebo.time_random.shift_range (first <= second); placebo.shards <= placebo.draws;
     heterogeneity.shards <= heterogeneity.draws (1 when draws is 0); psm.method kernel needs
-    psm.replacement true.
+    psm.replacement true; outcome_industry an industry of `header_aliases` with a header in every edition
+    of the window (`outcome_industry_problems`).
     """
     out: list[str] = []
     start, end = _get(config, "years.start"), _get(config, "years.end")
@@ -161,6 +232,7 @@ def config_problems(config: Mapping[str, Any]) -> list[str]:
         out.append(
             "psm.method = kernel needs psm.replacement = true (kernel matching reuses controls)"
         )
+    out += outcome_industry_problems(config, header_aliases)
     return out
 
 
@@ -176,8 +248,8 @@ def config_warnings(config: Mapping[str, Any]) -> list[str]:
     return _window_warnings(config, start, end)
 
 
-def check_config(config: Mapping[str, Any]) -> None:
+def check_config(config: Mapping[str, Any], header_aliases: str | Path = HEADER_ALIASES) -> None:
     """Raise `ConfigError` listing every problem of `config_problems`, if there is any."""
-    problems = config_problems(config)
+    problems = config_problems(config, header_aliases)
     if problems:
         raise ConfigError(problems)
