@@ -30,9 +30,18 @@ PANEL_RESOURCES = {
     "header_aliases": "resources/yearbook/header_aliases.csv",
     "plausibility": "resources/yearbook/plausibility.csv",
     "usd_cny": "resources/macro/usd_cny.csv",
-    "smart_city": "resources/policy/smart_city_pilots.csv",
+    "list_sc": "resources/policy/smart_city_pilots.csv",
+    "list_lc": "resources/policy/low_carbon_pilots.csv",
+    "counts_sc": "resources/policy/smart_city_batches.csv",
+    "labels": "resources/labels/terms.csv",
+}
+#: The inputs of rule make_demo_extracts.
+DEMO_RESOURCES = {
+    "city_master": "resources/cities/city_master.csv",
+    "name_crosswalk": "resources/cities/name_crosswalk.csv",
+    "header_aliases": "resources/yearbook/header_aliases.csv",
+    "usd_cny": "resources/macro/usd_cny.csv",
     "low_carbon": "resources/policy/low_carbon_pilots.csv",
-    "smart_city_batches": "resources/policy/smart_city_batches.csv",
 }
 #: The outputs of rule build_panel, relative to the results folder.
 PANEL_OUTPUTS = {
@@ -61,14 +70,20 @@ def write_demo_raw(dest: Path, years: tuple[int, int] = YEARS, demo: dict | None
     """Write the demo extracts of the default configuration into `dest` (rule make_demo_extracts), with
     the truth beside it (dest.parent / truth.parquet, truth.json). `demo` replaces the `demo:` block."""
     main = _script("make_demo_extracts").main
-    inputs = Named(**{k: str(REPO / v) for k, v in PANEL_RESOURCES.items()})
+    inputs = Named(**{k: str(REPO / v) for k, v in DEMO_RESOURCES.items()})
     outputs = Named(
         raw=str(dest),
         truth=str(dest.parent / "truth.parquet"),
         summary=str(dest.parent / "truth.json"),
     )
     settings = CONFIG["demo"] if demo is None else demo
-    main(inputs, outputs, Named(years=years, demo=settings, policy=CONFIG["policy"]))
+    main(
+        inputs,
+        outputs,
+        Named(
+            years=years, demo=settings, programmes=CONFIG["programmes"], policy=CONFIG["policy"]
+        ),
+    )
     return dest
 
 
@@ -85,6 +100,8 @@ def panel_params(raw_dir: Path, **overrides) -> Named:
         "years": YEARS,
         "sample_rule": CONFIG["sample"]["rule"],
         "jump_factor": CONFIG["ingestion"]["jump_factor"],
+        "programmes": CONFIG["programmes"],
+        "dual": CONFIG["dual"],
         "policy": CONFIG["policy"],
         "truncation_ratio": CONFIG["ingestion"]["truncation_ratio"],
     }

@@ -24,6 +24,7 @@ rule make_demo_extracts:
     params:
         years=YEARS,
         demo=config["demo"],
+        programmes=config["programmes"],
         policy=config["policy"],
     script:
         "../scripts/make_demo_extracts.py"
@@ -66,9 +67,14 @@ rule estimate_demo_recovery:
 
 
 rule demo_recovery:
-    """Aggregate target: the demo's recovery table (nothing when raw_dir is not the demo)."""
+    """Aggregate target: the demo's recovery table (nothing when raw_dir is not the demo, or when the dual
+    pair is not the demo's sc and lc, whose dual effect the truth holds)."""
     input:
-        rules.estimate_demo_recovery.output if raw_dir_is_demo() else [],
+        (
+            rules.estimate_demo_recovery.output
+            if raw_dir_is_demo() and DUAL == ["sc", "lc"]
+            else []
+        ),
 
 
 localrules:

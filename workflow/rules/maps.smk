@@ -137,6 +137,8 @@ rule render_maps:
         },
         language=config["tables"]["language"],
         dpi=config["figures"]["dpi"],
+        programmes=config["programmes"],
+        dual=DUAL,
     script:
         "../scripts/render_maps.py"
 

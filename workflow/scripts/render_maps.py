@@ -8,6 +8,7 @@ def main(inputs, outputs, params):
     import pandas as pd
 
     from dualpilot.analyses import spatial
+    from dualpilot.data import programmes
     from dualpilot.data.panel import read_panel
     from dualpilot.render.plots import save_figure
 
@@ -19,8 +20,18 @@ def main(inputs, outputs, params):
         panel, geo, spec["map_years"], spec["classes"], dash_line=dash, language=lang
     )
     save_figure(fig, outputs.maps_png, outputs.maps_pdf, dpi=dpi)
+    first, second = programmes.dual_programmes(params.programmes, params.dual)
     fig = spatial.pilot_map(
-        panel, geo, spec["pilot_map_year"], k=spec["classes"], dash_line=dash, language=lang
+        panel,
+        geo,
+        spec["pilot_map_year"],
+        k=spec["classes"],
+        dash_line=dash,
+        language=lang,
+        pair=programmes.Pair(first.key, second.key),
+        single_labels=tuple(
+            spatial.single_pilot_legend(p.short_zh, p.short_en, lang) for p in (first, second)
+        ),
     )
     save_figure(fig, outputs.pilots_png, outputs.pilots_pdf, dpi=dpi)
     lisa = pd.read_csv(inputs.lisa, dtype={"city_code": str})

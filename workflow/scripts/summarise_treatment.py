@@ -6,9 +6,10 @@ from dualpilot.workflow.runner import run
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot.data import treatment
+    from dualpilot.data import programmes, treatment
 
-    summary = treatment.treatment_summary(pd.read_parquet(inputs.panel))
+    pair, names = programmes.pair_and_names(params.programmes, params.dual)
+    summary = treatment.treatment_summary(pd.read_parquet(inputs.panel), pair=pair, names=names)
     summary.to_csv(outputs.csv, index=False)
 
 

@@ -62,6 +62,7 @@ from matplotlib.patches import Patch
 from scipy import sparse, stats
 
 from dualpilot.core.errors import require_columns
+from dualpilot.data.programmes import DEFAULT_PAIR, Pair
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "west": "西部",
         "northeast": "东北",
         "dual": "双试点城市",
-        "sc_only": "仅智慧城市试点",
-        "lc_only": "仅低碳城市试点",
+        "first": "仅智慧城市试点",
+        "second": "仅低碳城市试点",
         "HH": "高-高",
         "LL": "低-低",
         "LH": "低-高",
@@ -130,8 +131,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "west": "West",
         "northeast": "Northeast",
         "dual": "Dual pilot",
-        "sc_only": "Smart city only",
-        "lc_only": "Low-carbon city only",
+        "first": "Smart city only",
+        "second": "Low-carbon city only",
         "HH": "High-High",
         "LL": "Low-Low",
         "LH": "Low-High",
@@ -142,12 +143,19 @@ _TEXT: dict[str, dict[str, str]] = {
         "year_title": "{year}",
     },
 }
-#: Outline styles of the pilot map: (edge colour, line style, line width).
+#: Outline styles of the pilot map: (edge colour, line style, line width); "first" and "second" are the
+#: single-pilot groups of the dual pair's first and second programme (sc_only and lc_only by default).
 PILOT_STYLES: dict[str, tuple[str, str, float]] = {
     "dual": ("#000000", "-", 1.3),
-    "sc_only": ("#1f4e9c", "--", 0.9),
-    "lc_only": ("#1a7a33", ":", 1.1),
+    "first": ("#1f4e9c", "--", 0.9),
+    "second": ("#1a7a33", ":", 1.1),
 }
+
+
+def single_pilot_legend(short_zh: str, short_en: str, language: Language) -> str:
+    """Legend name of a programme's single-pilot cities in the pilot map: "仅<short>试点" / "<short> only"
+    (e.g. 仅智慧城市试点, Smart City only)."""
+    return f"仅{short_zh}试点" if _language(language) == "zh" else f"{short_en} only"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -962,15 +970,27 @@ def pilot_map(
     k: int = 5,
     dash_line: gpd.GeoDataFrame | None = None,
     language: Language = "zh",
+    pair: Pair = DEFAULT_PAIR,
+    single_labels: tuple[str, str] | None = None,
 ) -> Figure:
     """lq in `year` (default: the last panel year) with the pilot cities outlined.
 
     Natural breaks (k classes) of that year's values; outlines from the panel's indicators in that
-    year: dual pilots (`dual_post` = 1) solid black, smart-city-only (`sc_post` = 1, not dual)
-    dashed blue, low-carbon-only (`lc_post` = 1, not dual) dotted green. One axes (plus inset).
+    year: dual pilots (`dual_post` = 1) solid black, first-programme-only (e.g. `sc_post` = 1, not dual)
+    dashed blue, second-programme-only (e.g. `lc_post` = 1, not dual) dotted green, for the programmes
+    of `pair`; `single_labels` names the two single-pilot groups in the legend (default: smart city and
+    low carbon). One axes (plus inset).
     """
     lang = _language(language)
-    data = _check_panel(panel, ["sc_post", "lc_post", "dual_post"])
+    a_post, b_post = pair.post_columns
+    data = _check_panel(panel, [a_post, b_post, "dual_post"])
+    legend = {
+        "dual": _TEXT[lang]["dual"],
+        "first": _TEXT[lang]["first"],
+        "second": _TEXT[lang]["second"],
+    }
+    if single_labels is not None:
+        legend["first"], legend["second"] = single_labels
     year = int(data["year"].max()) if year is None else _check_years(data, [year])[0]
     base = _MapBase.build(geo, dash_line)
     values = _sample(data, geo, year, "lq")[0]
@@ -983,8 +1003,8 @@ def pilot_map(
     dual = rows["dual_post"].astype(int) == 1
     groups = {
         "dual": rows.loc[dual, "city_code"],
-        "sc_only": rows.loc[~dual & (rows["sc_post"].astype(int) == 1), "city_code"],
-        "lc_only": rows.loc[~dual & (rows["lc_post"].astype(int) == 1), "city_code"],
+        "first": rows.loc[~dual & (rows[a_post].astype(int) == 1), "city_code"],
+        "second": rows.loc[~dual & (rows[b_post].astype(int) == 1), "city_code"],
     }
     handles = _class_handles(bounds, float(values.min()), palette, lang)
     for name, codes in groups.items():
@@ -997,7 +1017,7 @@ def pilot_map(
                 color=colour,
                 linestyle=linestyle,
                 linewidth=width + 0.4,
-                label=f"{_TEXT[lang][name]} ({len(codes)})",
+                label=f"{legend[name]} ({len(codes)})",
             )
         )
     ax.legend(

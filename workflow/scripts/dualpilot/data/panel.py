@@ -647,9 +647,11 @@ def write_panel(
     out_sample: str | Path | None = None,
     out_industries: str | Path | None = None,
     out_quality: str | Path | None = None,
+    labels: str | Path | None = None,
 ) -> None:
     """Write the panel as Parquet, CSV (UTF-8 with BOM, so Excel shows Chinese) and Stata .dta version 118
-    (Stata 14+, Unicode; labels "zh / en" from resources/labels/terms.csv by `stata_label`; city_code
+    (Stata 14+, Unicode; labels "zh / en" from resources/labels/terms.csv, or the label file `labels`, by
+    `stata_label`; city_code
     as text), plus, when paths are given, the manifest, sample and quality tables (CSV, UTF-8 with BOM)
     and the industry long table (Parquet).
     Everything is written to temporary files first and renamed at the end."""
@@ -671,7 +673,7 @@ def write_panel(
             tmp[2],
             write_index=False,
             version=118,
-            variable_labels={c: stata_label(c) for c in panel.columns},
+            variable_labels={c: stata_label(c, labels) for c in panel.columns},
             data_label="Dual pilot panel / 双试点城市面板",
         )
         for path, (_, write) in zip(tmp[3:], extra, strict=True):

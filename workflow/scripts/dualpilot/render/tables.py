@@ -33,7 +33,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -372,6 +372,23 @@ def load_labels(path: str | Path = DEFAULT_LABELS_PATH) -> Labels:
                 entries[term] = (values["label_zh"], values["label_en"])
     raise_if(problems, "invalid label file")
     return Labels(entries=entries, source=str(path))
+
+
+def write_labels(entries: Mapping[str, tuple[str, str]], path: str | Path) -> None:
+    """Write label `entries` ({term: (zh, en)}) as a label file that `load_labels` reads (UTF-8 CSV)."""
+    with Path(path).open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(LABEL_COLUMNS)
+        for term, (zh, en) in entries.items():
+            writer.writerow([term, zh, en])
+
+
+def with_programme_labels(labels: Labels, programmes: Sequence[Any]) -> Labels:
+    """`labels` with the labels of every term derived from `programmes` (`programmes.label_entries`),
+    which replace the file's entries for the same terms (the defaults' entries are the same)."""
+    from dualpilot.data.programmes import label_entries
+
+    return Labels(entries={**labels.entries, **label_entries(programmes)}, source=labels.source)
 
 
 def resolve_labels(labels: Labels | Mapping[str, tuple[str, str]] | None) -> Labels:
@@ -1100,8 +1117,7 @@ def frame_table(
         rows = tuple(
             Row(
                 tuple(
-                    cell(v, c, lab_it)
-                    for v, c, lab_it in zip(rec, columns, labelled, strict=True)
+                    cell(v, c, lab_it) for v, c, lab_it in zip(rec, columns, labelled, strict=True)
                 )
             )
             for rec in part[list(columns)].itertuples(index=False)
