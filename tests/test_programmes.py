@@ -232,6 +232,13 @@ BAD_DEFINITIONS = [
         "programmes.sc.batch_years = [2013, 2012, 2014]: batch n+1 cannot start before batch n",
     ),
     (
+        {
+            "programmes.lc.pilot_list": "smart_city_pilots.csv",
+            "programmes.lc.batch_years": [2012, 2013, 2014],
+        },
+        "programmes.sc and programmes.lc have the same pilot_list and batch_years",
+    ),
+    (
         {"programmes.lc.name": "smart_city"},
         "programmes.lc.name = 'smart_city' is also the name of programmes.sc",
     ),

@@ -120,7 +120,8 @@ def _dual_keys(config: Mapping[str, Any]) -> list[str]:
 def programme_problems(config: Mapping[str, Any]) -> list[str]:
     """Problems of the programme definitions (`programmes`, `dual`) and of the keys that name their columns.
 
-    Checked: `dual` names two different programmes that `programmes` defines; each programme's batch years
+    Checked: `dual` names two different programmes that `programmes` defines, not with the same pilot list
+    and batch years; each programme's batch years
     are increasing without a year twice; programme names are unique; a grid recoding
     (robustness.grid.specs[i].policy) names a programme of the dual pair or a coding rule;
     descriptives.group_order lists groups of the dual pair; descriptives.variables names no treatment
@@ -163,6 +164,18 @@ def programme_problems(config: Mapping[str, Any]) -> list[str]:
         elif name is not None:
             names[name] = key
     pair = [k for k in dual if k in programmes]
+    if len(pair) == 2 and pair[0] != pair[1]:
+        a, b = (programmes[k] for k in pair)
+        same = ("pilot_list", "batch_years")
+        if (
+            isinstance(a, Mapping)
+            and isinstance(b, Mapping)
+            and all(a.get(f) == b.get(f) for f in same)
+        ):
+            out.append(
+                f"dual = {dual}: programmes.{pair[0]} and programmes.{pair[1]} have the same pilot_list "
+                f"and batch_years, so the dual pilot would be either programme"
+            )
     pair_names = {programmes[k].get("name"): k for k in pair if isinstance(programmes[k], Mapping)}
     for i, spec in enumerate(_get(config, "robustness.grid.specs") or []):
         override = spec.get("policy") if isinstance(spec, Mapping) else None
