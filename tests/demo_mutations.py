@@ -30,9 +30,18 @@ PANEL_RESOURCES = {
     "header_aliases": "resources/yearbook/header_aliases.csv",
     "plausibility": "resources/yearbook/plausibility.csv",
     "usd_cny": "resources/macro/usd_cny.csv",
-    "smart_city": "resources/policy/smart_city_pilots.csv",
+    "list_sc": "resources/policy/smart_city_pilots.csv",
+    "list_lc": "resources/policy/low_carbon_pilots.csv",
+    "counts_sc": "resources/policy/smart_city_batches.csv",
+    "labels": "resources/labels/terms.csv",
+}
+#: The inputs of rule make_demo_extracts.
+DEMO_RESOURCES = {
+    "city_master": "resources/cities/city_master.csv",
+    "name_crosswalk": "resources/cities/name_crosswalk.csv",
+    "header_aliases": "resources/yearbook/header_aliases.csv",
+    "usd_cny": "resources/macro/usd_cny.csv",
     "low_carbon": "resources/policy/low_carbon_pilots.csv",
-    "smart_city_batches": "resources/policy/smart_city_batches.csv",
 }
 #: The outputs of rule build_panel, relative to the results folder.
 PANEL_OUTPUTS = {
@@ -67,7 +76,7 @@ def write_demo_raw(
     the truth beside it (dest.parent / truth.parquet, truth.json). `demo` replaces the `demo:` block,
     `outcome_industry` the config key (its column is printed in every edition)."""
     main = _script("make_demo_extracts").main
-    inputs = Named(**{k: str(REPO / v) for k, v in PANEL_RESOURCES.items()})
+    inputs = Named(**{k: str(REPO / v) for k, v in DEMO_RESOURCES.items()})
     outputs = Named(
         raw=str(dest),
         truth=str(dest.parent / "truth.parquet"),
@@ -80,6 +89,7 @@ def write_demo_raw(
         Named(
             years=years,
             demo=settings,
+            programmes=CONFIG["programmes"],
             policy=CONFIG["policy"],
             outcome_industry=outcome_industry,
         ),
@@ -100,6 +110,8 @@ def panel_params(raw_dir: Path, **overrides) -> Named:
         "years": YEARS,
         "sample_rule": CONFIG["sample"]["rule"],
         "jump_factor": CONFIG["ingestion"]["jump_factor"],
+        "programmes": CONFIG["programmes"],
+        "dual": CONFIG["dual"],
         "policy": CONFIG["policy"],
         "truncation_ratio": CONFIG["ingestion"]["truncation_ratio"],
         "outcome_industry": CONFIG["outcome_industry"],

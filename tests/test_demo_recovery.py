@@ -83,6 +83,7 @@ def _run_case(dest: Path, case: dict) -> dict:
                 estimation=CONFIG["estimation"],
                 options=STAGGERED,
                 adjust_single_pilots=CONFIG["event_study"]["adjust_single_pilots"],
+                dual=CONFIG["dual"],
             ),
         )
     table = dest / "demo_recovery.csv"

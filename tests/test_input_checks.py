@@ -37,8 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 RES = REPO / "resources"
 MASTER = reference.load_city_master(RES / "cities/city_master.csv")
 CROSSWALK = reference.load_name_crosswalk(RES / "cities/name_crosswalk.csv")
-SC_YEARS = dict(enumerate(CONFIG["policy"]["smart_city"]["batch_years"], start=1))
-LC_YEARS = dict(enumerate(CONFIG["policy"]["low_carbon"]["batch_years"], start=1))
+SC_YEARS = dict(enumerate(CONFIG["programmes"]["sc"]["batch_years"], start=1))
+LC_YEARS = dict(enumerate(CONFIG["programmes"]["lc"]["batch_years"], start=1))
 HEADER = "batch,name,level,province,city_code,source\n"
 
 
@@ -80,7 +80,7 @@ BAD_CONFIGS = [
         {"psm.method": "kernel", "psm.replacement": False},
         "psm.method = kernel needs psm.replacement",
     ),
-    ({"policy.low_carbon.batch_years": [2012, 2010, 2017]}, "policy.low_carbon.batch_years"),
+    ({"programmes.lc.batch_years": [2012, 2010, 2017]}, "programmes.lc.batch_years"),
 ]
 #: Year settings of single analyses outside the window: a warning (the panel alone may still be built).
 OUT_OF_WINDOW = [
@@ -131,10 +131,13 @@ def test_analysis_years_outside_the_window_are_warnings_naming_the_key(
     assert any(message in w for w in config_warnings(config)), config_warnings(config)
 
 
-def test_narrower_window_warns_about_map_years_only() -> None:
+def test_narrower_window_warns_about_map_years_and_the_batch_after_it_only() -> None:
     config = _with({"years.start": 2009, "years.end": 2016})
     assert config_problems(config) == []
     assert config_warnings(config) == [
+        "programmes.lc.batch_years has 2017, outside the study window years.start..years.end = "
+        "2009..2016: its cities count as never treated by that batch"
+    ] + [
         f"spatial.map_years[{i}] = {y} lies outside the study window years.start..years.end = 2009..2016"
         for i, y in ((0, 2006), (2, 2018), (3, 2023))
     ]
@@ -313,7 +316,7 @@ def test_batch_counts_are_logged_next_to_the_official_ones(
     ]
     assert per_batch[0] == "batch 1: 13 (8)"  # 5 provinces and 8 cities (发改气候〔2010〕1587号)
     expected = "; ".join(f"{x} vs {x.split(': ')[1]}" for x in per_batch)
-    assert lc.endswith(f"vs the shipped (complete) list's counts: {expected}"), lc
+    assert lc.endswith(f"vs the shipped list's counts: {expected}"), lc
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -77,3 +77,23 @@ def test_time_placebo_caption_describes_a_coefficient_plot() -> None:
     en = render(path, config("en"), "time")
     assert "coefficient plot" in en and "no p-value" in en and "kernel density" not in en
     assert "不报告 p 值" in render(path, config("zh"), "time")
+
+
+def test_captions_name_the_programmes_of_another_pair() -> None:
+    """With the example overlay of docs/other-programmes.md (dual: [bb, lc]) the captions name the broadband
+    programme and its columns, never the smart-city ones."""
+    example = REPO / "config/examples/broadband_low_carbon.yaml"
+    overlay = yaml.safe_load(example.read_text("utf-8"))
+    for language in ("zh", "en"):
+        cfg = config(language)
+        cfg["programmes"].update(overlay["programmes"])
+        cfg["dual"] = overlay["dual"]
+        texts = {p.name: render(p, cfg) for p in CAPTIONS}
+        smart = [n for n, t in texts.items() if "sc_" in t or "智慧城市" in t or "Smart" in t]
+        assert smart == []
+        broadband = "合成宽带中国" if language == "zh" else "Synthetic broadband"
+        named = ["workflow.rst", "treatment_summary.rst", "pilot_order.rst", "single_vs_dual.rst"]
+        for name in [*named, "spatial_pilot_map.rst"]:
+            assert broadband in texts[name], (name, texts[name])
+        assert "2014" in texts["treatment_summary.rst"] and "2016" in texts["workflow.rst"]
+    assert "bb_only_post" in texts["single_vs_dual.rst"] and "bb_alone" in texts["single_vs_dual.rst"]

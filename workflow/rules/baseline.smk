@@ -50,6 +50,7 @@ rule estimate_single_vs_dual:
     resources:
         **JOB_RESOURCES,
     params:
+        dual=DUAL,
         controls=config["controls"],
         estimation=config["estimation"],
     script:
@@ -78,6 +79,7 @@ rule estimate_event_study:
     resources:
         **JOB_RESOURCES,
     params:
+        dual=DUAL,
         controls=config["controls"],
         estimation=config["estimation"],
         event_study=config["event_study"],
@@ -141,7 +143,8 @@ rule describe_panel:
 rule render_baseline:
     """Every table and figure of the baseline stage, drawn from the tidy estimates (no estimation)."""
     input:
-        **reference("labels", "specs"),
+        **reference("specs"),
+        labels=LABELS,
         baseline=rules.estimate_baseline.output.estimates,
         single_vs_dual=rules.estimate_single_vs_dual.output.estimates,
         event_study=rules.estimate_event_study.output.estimates,
@@ -176,6 +179,8 @@ rule render_baseline:
     resources:
         **JOB_RESOURCES,
     params:
+        programmes=config["programmes"],
+        dual=DUAL,
         analyses=BASELINE_ANALYSES,
         tables=config["tables"],
         figures=config["figures"],

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 from dualpilot.workflow.config_checks import ConfigError, check_config, config_warnings
 
 try:
-    check_config(config)
+    check_config(config, root=os.getcwd())
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 for _warning in config_warnings(config):
@@ -53,10 +53,8 @@ REFERENCE = {
     "header_aliases": "resources/yearbook/header_aliases.csv",
     "plausibility": "resources/yearbook/plausibility.csv",
     "usd_cny": "resources/macro/usd_cny.csv",
-    "smart_city": "resources/policy/smart_city_pilots.csv",
-    "low_carbon": "resources/policy/low_carbon_pilots.csv",
-    "smart_city_batches": "resources/policy/smart_city_batches.csv",
-    "labels": "resources/labels/terms.csv",  # labels of terms, models and columns (zh/en)
+    "low_carbon": "resources/policy/low_carbon_pilots.csv",  # the demo's low-carbon pilots
+    "labels": "resources/labels/terms.csv",  # labels of terms, models and columns (zh/en); rules read LABELS
     "specs": "resources/labels/tables.csv",  # rows and notes of each formatted table
     "layer": "resources/geo/prefectures.geojson",
     "dash_line": "resources/geo/nine_dash_line.geojson",
@@ -66,6 +64,30 @@ REFERENCE = {
 def reference(*names):
     """The named reference files, as named inputs of a rule."""
     return {name: REFERENCE[name] for name in names}
+
+
+# The pilot programmes (config `programmes:`) and the two whose overlap is the dual pilot (`dual:`).
+DUAL = list(config["dual"])
+# The label file every table, figure and the .dta read: the shipped one with the labels derived from the
+# programmes (rule write_labels).
+LABELS = "results/labels/terms.csv"
+
+
+def programme_inputs():
+    """Named inputs of the dual pair's shipped files: list_<key>, its pilot list in resources/policy/ when
+    one of that name is shipped (a list only in <raw_dir>/policy/ is among `raw_inputs`), and counts_<key>,
+    its official counts per batch (when `official_counts` names a table)."""
+    out = {}
+    for key in DUAL:
+        block = config["programmes"][key]
+        shipped = Path("resources", "policy", block["pilot_list"])
+        if shipped.is_file():
+            out[f"list_{key}"] = str(shipped)
+        if block.get("official_counts"):
+            out[f"counts_{key}"] = str(
+                Path("resources", "policy", block["official_counts"])
+            )
+    return out
 
 
 # Memory (MB) and wall time (minutes) of a job, given to every job rule as `**JOB_RESOURCES` under

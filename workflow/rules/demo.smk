@@ -24,6 +24,7 @@ rule make_demo_extracts:
     params:
         years=YEARS,
         demo=config["demo"],
+        programmes=config["programmes"],
         policy=config["policy"],
         outcome_industry=config["outcome_industry"],  # printed in every edition, like the IT sector
     script:
@@ -68,12 +69,15 @@ rule estimate_demo_recovery:
 
 
 rule demo_recovery:
-    """Aggregate target: the demo's recovery table (nothing when raw_dir is not the demo, or when the outcome
-    industry is not the IT sector, the only one the demo plants effects on)."""
+    """Aggregate target: the demo's recovery table (nothing when raw_dir is not the demo, when the outcome
+    industry is not the IT sector, or when the dual pair is not the demo's sc and lc: the truth holds the
+    dual effect of sc and lc on the IT sector only)."""
     input:
         (
             rules.estimate_demo_recovery.output
-            if raw_dir_is_demo() and config["outcome_industry"] == "it_emp"
+            if raw_dir_is_demo()
+            and config["outcome_industry"] == "it_emp"
+            and DUAL == ["sc", "lc"]
             else []
         ),
 

@@ -138,6 +138,8 @@ rule render_maps:
         language=config["tables"]["language"],
         dpi=config["figures"]["dpi"],
         outcome_industry=config["outcome_industry"],  # whose location quotient lq is, in the figures
+        programmes=config["programmes"],
+        dual=DUAL,
     script:
         "../scripts/render_maps.py"
 

@@ -94,7 +94,8 @@ rule estimate_heterogeneity:
 rule render_mechanisms_heterogeneity:
     """The mechanism and heterogeneity tables and the heterogeneity figure, drawn from the estimates."""
     input:
-        **reference("labels", "specs"),
+        **reference("specs"),
+        labels=LABELS,
         mechanisms=rules.estimate_mechanisms.output.estimates,
         heterogeneity=rules.estimate_heterogeneity.output.estimates,
     output:

@@ -2,6 +2,26 @@
 # code the two pilot programmes, and write the panel in Parquet, CSV and Stata formats.
 
 
+rule write_labels:
+    """The labels of this run: the shipped label file with those of the programmes' derived terms."""
+    input:
+        **reference("labels"),
+    output:
+        labels=LABELS,
+    log:
+        "logs/write_labels.log",
+    benchmark:
+        "benchmarks/write_labels.tsv"
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        **JOB_RESOURCES,
+    params:
+        programmes=config["programmes"],
+    script:
+        "../scripts/write_labels.py"
+
+
 rule build_panel:
     input:
         **reference(
@@ -10,10 +30,9 @@ rule build_panel:
             "header_aliases",
             "plausibility",
             "usd_cny",
-            "smart_city",
-            "low_carbon",
-            "smart_city_batches",
         ),
+        **programme_inputs(),
+        labels=LABELS,
         raw=raw_inputs,
     output:
         parquet="results/panel/panel.parquet",
@@ -43,6 +62,8 @@ rule build_panel:
         years=YEARS,
         sample_rule=config["sample"]["rule"],
         jump_factor=config["ingestion"]["jump_factor"],
+        programmes=config["programmes"],
+        dual=DUAL,
         policy=config["policy"],
         truncation_ratio=config["ingestion"]["truncation_ratio"],
         outcome_industry=config["outcome_industry"],
@@ -69,6 +90,9 @@ rule summarise_treatment:
         "../../envs/data.yaml"
     resources:
         **JOB_RESOURCES,
+    params:
+        programmes=config["programmes"],
+        dual=DUAL,
     script:
         "../scripts/summarise_treatment.py"
 

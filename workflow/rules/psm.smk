@@ -43,7 +43,8 @@ rule estimate_psm_did:
 rule render_psm:
     """The PSM-DID and balance tables and the score densities, drawn from the estimation's files."""
     input:
-        **reference("labels", "specs"),
+        **reference("specs"),
+        labels=LABELS,
         psm_did=rules.estimate_psm_did.output.estimates,
         balance=rules.estimate_psm_did.output.balance,
         scores=rules.estimate_psm_did.output.scores,

@@ -53,6 +53,7 @@ rule estimate_staggered:
     resources:
         **JOB_RESOURCES,
     params:
+        dual=DUAL,
         controls=config["controls"],
         estimation=config["estimation"],
         options=config["robustness"]["staggered"],
@@ -122,6 +123,7 @@ rule estimate_pilot_order:
     resources:
         **JOB_RESOURCES,
     params:
+        dual=DUAL,
         controls=config["controls"],
         estimation=config["estimation"],
     script:
@@ -130,7 +132,8 @@ rule estimate_pilot_order:
 
 rule estimate_robustness:
     input:
-        **reference("city_master", "smart_city", "low_carbon"),
+        **reference("city_master"),
+        **programme_inputs(),
         # the user's <raw_dir>/policy/ lists, if any, replace the shipped ones (as in build_panel)
         panel=rules.build_panel.output.parquet,
         raw=raw_inputs,
@@ -152,6 +155,8 @@ rule estimate_robustness:
     resources:
         **JOB_RESOURCES,
     params:
+        programmes=config["programmes"],
+        dual=DUAL,
         raw_dir=config["raw_dir"],
         years=YEARS,
         policy=config["policy"],
@@ -166,7 +171,8 @@ rule estimate_robustness:
 rule render_robustness:
     """Every table and figure of the robustness stage, drawn from the estimation rules' files."""
     input:
-        **reference("labels", "specs"),
+        **reference("specs"),
+        labels=LABELS,
         bacon=rules.estimate_bacon.output.decomposition,
         bacon_summary=rules.estimate_bacon.output.summary,
         event_study=rules.estimate_event_study.output.estimates,

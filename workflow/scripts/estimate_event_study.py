@@ -8,11 +8,15 @@ def main(inputs, outputs, params):
     from dualpilot.analyses import baseline as analyses
     from dualpilot.analyses import staggered_did
     from dualpilot.data.panel import read_panel
+    from dualpilot.data.programmes import Pair
 
     spec = params.event_study
     # Single-pilot years of not-yet-dual cities are not clean controls: absorb their own effects (the same
     # switch applies to the robust event studies of rule estimate_staggered).
-    controls = [*params.controls, *staggered_did.single_pilot_controls(spec["adjust_single_pilots"])]
+    controls = [
+        *params.controls,
+        *staggered_did.single_pilot_controls(spec["adjust_single_pilots"], Pair.of(params.dual)),
+    ]
     tidy, vcov = analyses.event_study_with_vcov(
         read_panel(inputs.panel),
         controls,

@@ -12,9 +12,13 @@ log = logging.getLogger("dualpilot.estimate_pilot_order")
 def main(inputs, outputs, params):
     from dualpilot.analyses import pilot_order
     from dualpilot.data.panel import read_panel
+    from dualpilot.data.programmes import Pair
 
     estimates = pilot_order.two_treatment_design(
-        read_panel(inputs.panel), params.controls, options=params.estimation
+        read_panel(inputs.panel),
+        params.controls,
+        options=params.estimation,
+        pair=Pair.of(params.dual),
     )
     estimates.to_csv(outputs.estimates, index=False)
     log.info(

@@ -15,18 +15,28 @@ log = logging.getLogger("dualpilot.estimate_robustness")
 
 def main(inputs, outputs, params):
     from dualpilot.analyses import policy_recoding, spec_grid
-    from dualpilot.data import reference
+    from dualpilot.data import programmes, reference
     from dualpilot.data.panel import read_panel
 
     panel = read_panel(inputs.panel)
     master = reference.load_city_master(inputs.city_master)
+    pair_programmes = programmes.dual_programmes(params.programmes, params.dual)
+    pair, names = programmes.pair_and_names(params.programmes, params.dual)
     lists = policy_recoding.load_pilot_lists(
         params.raw_dir,
-        {"smart_city": inputs.smart_city, "low_carbon": inputs.low_carbon},
+        {p.name: inputs.get(f"list_{p.key}") for p in pair_programmes},
         set(master["province"]),
+        files={p.name: p.pilot_list for p in pair_programmes},
     )
-    recode = policy_recoding.PolicyRecoder(lists, master, params.policy, int(params.years[1]))
-    policy_recoding.check_coding(panel, recode(panel, {}))
+    recode = policy_recoding.PolicyRecoder(
+        lists,
+        master,
+        policy_recoding.recoding_policy(pair_programmes, params.policy),
+        int(params.years[1]),
+        pair=pair,
+        names=names,
+    )
+    policy_recoding.check_coding(panel, recode(panel, {}), pair)
     grid, specs = spec_grid.run_grid(
         panel,
         spec_grid.parse_grid(params.specs),

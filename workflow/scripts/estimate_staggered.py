@@ -16,6 +16,7 @@ log = logging.getLogger("dualpilot.estimate_staggered")
 def main(inputs, outputs, params):
     from dualpilot.analyses import staggered_did
     from dualpilot.data.panel import read_panel
+    from dualpilot.data.programmes import Pair
 
     options = dict(params.options)
     estimation = params.estimation
@@ -23,6 +24,7 @@ def main(inputs, outputs, params):
         read_panel(inputs.panel),
         params.controls if options.pop("use_controls") else (),
         adjust_single_pilots=params.adjust_single_pilots,
+        pair=Pair.of(params.dual),
         outcome=estimation["outcome"],
         unit=estimation["unit"],
         time=estimation["time"],

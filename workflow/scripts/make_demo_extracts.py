@@ -6,9 +6,16 @@ from dualpilot.workflow.runner import run
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot.data import reference, treatment
+    from dualpilot.data import programmes, reference, treatment
     from dualpilot.demo import extracts as demo
 
+    # The demo's data-generating process is that of the default pair: programmes sc and lc of the config.
+    sc, lc = programmes.dual_programmes(params.programmes, ["sc", "lc"])
+    policy = {
+        "sc_batch_years": sc.batch_map,
+        "lc_batch_years": lc.batch_map,
+        **treatment.rules_from_config(params.policy),
+    }
     settings = params.demo
     smart_city = dict(settings["smart_city"])
     smart_city["prefecture_pilots"] = dict(enumerate(smart_city["prefecture_pilots"], start=1))
@@ -22,7 +29,7 @@ def main(inputs, outputs, params):
         years=tuple(params.years),
         seed=settings["seed"],
         effects=settings["effects"],
-        policy=treatment.rules_from_config(params.policy),
+        policy=policy,
         smart_city=smart_city,
         outcome_industry=params.outcome_industry,
     )

@@ -8,6 +8,7 @@ from dualpilot.workflow.runner import run
 def main(inputs, outputs, params):
     import pandas as pd
 
+    from dualpilot.data import programmes
     from dualpilot.render import documents as render
     from dualpilot.render import plots, tables
 
@@ -29,8 +30,11 @@ def main(inputs, outputs, params):
     )
     render.write_table(descriptives, outputs, "descriptives")
     summary = pd.read_csv(inputs.treatment_summary)
+    pair, names = programmes.pair_and_names(params.programmes, params.dual)
     render.write_table(
-        render.treatment_summary_table(summary, labels, language), outputs, "treatment_summary"
+        render.treatment_summary_table(summary, labels, language, pair=pair, names=names),
+        outputs,
+        "treatment_summary",
     )
 
     fig = plots.coefficient_plot(

@@ -7,7 +7,7 @@ from dualpilot.workflow.runner import run
 def main(inputs, outputs, params):
     import pandas as pd
 
-    from dualpilot.data import geography
+    from dualpilot.data import geography, programmes
     from dualpilot.data.panel import read_panel
     from dualpilot.render import maps, tables
     from dualpilot.render.plots import save_figure
@@ -31,6 +31,7 @@ def main(inputs, outputs, params):
         lq_label=lq_label,
     )
     save_figure(fig, outputs.maps_png, outputs.maps_pdf, dpi=dpi)
+    first, second = programmes.dual_programmes(params.programmes, params.dual)
     fig = maps.pilot_map(
         panel,
         geo,
@@ -39,6 +40,10 @@ def main(inputs, outputs, params):
         dash_line=dash,
         language=lang,
         lq_label=lq_label,
+        pair=programmes.Pair(first.key, second.key),
+        single_labels=tuple(
+            maps.single_pilot_legend(p.short_zh, p.short_en, lang) for p in (first, second)
+        ),
     )
     save_figure(fig, outputs.pilots_png, outputs.pilots_pdf, dpi=dpi)
     lisa = pd.read_csv(inputs.lisa, dtype={"city_code": str})

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from dualpilot.core.errors import require_columns
+from dualpilot.data.programmes import DEFAULT_PAIR, DUAL_POST, Pair
 from dualpilot.engines import estimation as est
 from dualpilot.engines.estimation import EstimationError, Fit, VcovType
 
@@ -154,34 +155,39 @@ def baseline(
 # Single pilots versus the dual pilot
 # --------------------------------------------------------------------------------------------------
 
-STATE_COLUMNS = ("sc_only_post", "lc_only_post", "dual_post")
+#: The three treated states of the default pair (sc, lc); another pair's are `Pair.state_columns`.
+STATE_COLUMNS = DEFAULT_PAIR.state_columns
 
 
-def pilot_states(panel: pd.DataFrame) -> pd.DataFrame:
-    """The panel with `sc_only_post` and `lc_only_post` (built if absent, checked if present).
+def pilot_states(panel: pd.DataFrame, pair: Pair = DEFAULT_PAIR) -> pd.DataFrame:
+    """The panel with the single-pilot states of `pair` (a, b): a_only_post and b_only_post (built if
+    absent, checked if present).
 
-    sc_only_post = sc_post & not dual_post, lc_only_post = lc_post & not dual_post, so each city-year is
-    in exactly one of none / sc_only / lc_only / dual. Raises EstimationError if the indicators are not
-    0/1 or contradict dual_post = sc_post & lc_post (dual_year is the later of the two pilot years).
+    a_only_post = a_post & not dual_post, b_only_post = b_post & not dual_post, so each city-year is
+    in exactly one of none / a only / b only / dual. Raises EstimationError if the indicators are not
+    0/1 or contradict dual_post = a_post & b_post (dual_year is the later of the two pilot years).
     """
-    require_columns(
-        panel, ["sc_post", "lc_post", "dual_post"], "the panel for the single-vs-dual analysis"
-    )
-    ind = panel[["sc_post", "lc_post", "dual_post"]]
+    a_post, b_post = pair.post_columns
+    posts = [a_post, b_post, DUAL_POST]
+    require_columns(panel, posts, "the panel for the single-vs-dual analysis")
+    ind = panel[posts]
     if ind.isna().any().any() or not ind.isin([0, 1]).all().all():
-        raise EstimationError("sc_post, lc_post and dual_post must be 0/1 without missing values")
-    sc, lc, dual = (panel[c].to_numpy(dtype=int) for c in ("sc_post", "lc_post", "dual_post"))
-    bad = int((dual != sc * lc).sum())
+        raise EstimationError(
+            f"{a_post}, {b_post} and dual_post must be 0/1 without missing values"
+        )
+    a, b, dual = (panel[c].to_numpy(dtype=int) for c in posts)
+    bad = int((dual != a * b).sum())
     if bad:
         raise EstimationError(
-            f"{bad} row(s) have dual_post != sc_post * lc_post; dual_year must be the later pilot year"
+            f"{bad} row(s) have dual_post != {a_post} * {b_post}; dual_year must be the later pilot year"
         )
     out = panel.copy()
-    derived = {"sc_only_post": sc * (1 - dual), "lc_only_post": lc * (1 - dual)}
+    a_only, b_only = pair.only_post_columns
+    derived = {a_only: a * (1 - dual), b_only: b * (1 - dual)}
     for name, values in derived.items():
         if name in out.columns and not np.array_equal(out[name].to_numpy(dtype=float), values):
             raise EstimationError(
-                f"column {name} disagrees with its definition from sc_post/lc_post"
+                f"column {name} disagrees with its definition from {a_post}/{b_post}"
             )
         out[name] = values.astype("int64")
     return out
@@ -192,35 +198,33 @@ def single_vs_dual(
     controls: Sequence[str],
     *,
     options: Options | Mapping[str, Any] | None = None,
+    pair: Pair = DEFAULT_PAIR,
 ) -> pd.DataFrame:
-    """Dual pilot versus each single pilot.
+    """Dual pilot versus each single pilot of `pair` (a, b; default sc, lc).
 
-    Model "joint": outcome ~ sc_only_post + lc_only_post + dual_post + controls | unit + time, reported
-    with rows "wald: dual_post = sc_only_post", "wald: dual_post = lc_only_post" and
-    "lincom: synergy = dual_post - sc_only_post - lc_only_post" (the synergy: the dual effect beyond the
-    sum of the single effects). Models "sc_alone" (sc_post) and "lc_alone" (lc_post): each single pilot
+    Model "joint": outcome ~ a_only_post + b_only_post + dual_post + controls | unit + time, reported
+    with rows "wald: dual_post = a_only_post", "wald: dual_post = b_only_post" and
+    "lincom: synergy = dual_post - a_only_post - b_only_post" (the synergy: the dual effect beyond the
+    sum of the single effects). Models "a_alone" (a_post) and "b_alone" (b_post): each single pilot
     alone, same controls and effects.
     """
     opts = Options.coerce(options)
-    data = pilot_states(panel)
+    data = pilot_states(panel, pair)
     controls = list(controls)
-    joint = opts.fit(data, list(STATE_COLUMNS), controls)
+    a_only, b_only = pair.only_post_columns
+    joint = opts.fit(data, list(pair.state_columns), controls)
     frames = [
         est.tidy(joint, model="joint"),
-        est.wald_row(
-            joint, est.equal("dual_post", "sc_only_post"), "dual_post = sc_only_post", model="joint"
-        ),
-        est.wald_row(
-            joint, est.equal("dual_post", "lc_only_post"), "dual_post = lc_only_post", model="joint"
-        ),
+        est.wald_row(joint, est.equal(DUAL_POST, a_only), f"dual_post = {a_only}", model="joint"),
+        est.wald_row(joint, est.equal(DUAL_POST, b_only), f"dual_post = {b_only}", model="joint"),
         est.lincom(
             joint,
-            {"dual_post": 1.0, "sc_only_post": -1.0, "lc_only_post": -1.0},
-            "synergy = dual_post - sc_only_post - lc_only_post",
+            {DUAL_POST: 1.0, a_only: -1.0, b_only: -1.0},
+            f"synergy = dual_post - {a_only} - {b_only}",
             model="joint",
         ),
     ]
-    for name, term in (("sc_alone", "sc_post"), ("lc_alone", "lc_post")):
+    for name, term in zip(pair.alone_models, pair.post_columns, strict=True):
         frames.append(est.tidy(opts.fit(data, [term], controls), model=name))
     return est.concat_tidy(frames)
 

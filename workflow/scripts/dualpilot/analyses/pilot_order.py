@@ -18,6 +18,7 @@ import pandas as pd
 from dualpilot.analyses import baseline as analyses
 from dualpilot.analyses.samples import TIME, UNIT, complete_cases
 from dualpilot.core.errors import SpecificationError, require_columns
+from dualpilot.data.programmes import DEFAULT_PAIR, DUAL_POST, DUAL_YEAR, Pair
 from dualpilot.did import staggered
 from dualpilot.engines import estimation as est
 from dualpilot.engines.estimation import Fit, Spec
@@ -28,57 +29,70 @@ log = logging.getLogger(__name__)
 # Two-treatment design: pilot order and pilot states
 # --------------------------------------------------------------------------------------------------
 
-ORDER_TERMS: dict[str, str] = {
-    "sc_first": "dual_sc_first",
-    "lc_first": "dual_lc_first",
-    "same_year": "dual_same_year",
-}
-"""Pilot order of a dual city -> name of its dual_post indicator."""
-STATE_TERMS: tuple[str, ...] = ("sc_only_post", "lc_only_post", "dual_post")
-SYNERGY = {"dual_post": 1.0, "sc_only_post": -1.0, "lc_only_post": -1.0}
-SYNERGY_LABEL = "synergy = dual_post - sc_only_post - lc_only_post"
+
+def order_terms(pair: Pair = DEFAULT_PAIR) -> dict[str, str]:
+    """Pilot order of a dual city -> name of its dual_post indicator: a_first -> dual_a_first, b_first ->
+    dual_b_first, same_year -> dual_same_year, for the keys a, b of `pair`."""
+    a_first, b_first = pair.first_orders
+    return {a_first: f"dual_{a_first}", b_first: f"dual_{b_first}", "same_year": "dual_same_year"}
 
 
-def pilot_order(panel: pd.DataFrame) -> pd.Series:
-    """Which pilot a dual city held first: "sc_first", "lc_first" or "same_year" ("" if never dual).
-
-    Read from sc_year and lc_year (dual_year is the later of the two); the panel's index is kept.
-    """
-    require_columns(
-        panel, ["sc_year", "lc_year", "dual_year"], "the panel for the pilot-order analysis"
+def synergy(pair: Pair = DEFAULT_PAIR) -> tuple[dict[str, float], str]:
+    """The synergy of `pair` as lincom weights and label: dual_post - a_only_post - b_only_post."""
+    a_only, b_only = pair.only_post_columns
+    return (
+        {DUAL_POST: 1.0, a_only: -1.0, b_only: -1.0},
+        f"synergy = dual_post - {a_only} - {b_only}",
     )
-    sc = panel["sc_year"].to_numpy(dtype=float)
-    lc = panel["lc_year"].to_numpy(dtype=float)
-    dual = panel["dual_year"].to_numpy(dtype=float)
-    both = ~np.isnan(sc) & ~np.isnan(lc)
+
+
+ORDER_TERMS: dict[str, str] = order_terms()
+"""Pilot order of a dual city -> name of its dual_post indicator (default pair)."""
+STATE_TERMS: tuple[str, ...] = DEFAULT_PAIR.state_columns
+SYNERGY, SYNERGY_LABEL = synergy()
+
+
+def pilot_order(panel: pd.DataFrame, pair: Pair = DEFAULT_PAIR) -> pd.Series:
+    """Which pilot of `pair` (a, b) a dual city held first: "a_first", "b_first" or "same_year" ("" if
+    never dual; "sc_first", "lc_first" for the default pair).
+
+    Read from a_year and b_year (dual_year is the later of the two); the panel's index is kept.
+    """
+    a_col, b_col = pair.year_columns
+    require_columns(panel, [a_col, b_col, DUAL_YEAR], "the panel for the pilot-order analysis")
+    a = panel[a_col].to_numpy(dtype=float)
+    b = panel[b_col].to_numpy(dtype=float)
+    dual = panel[DUAL_YEAR].to_numpy(dtype=float)
+    both = ~np.isnan(a) & ~np.isnan(b)
     if not np.array_equal(both, ~np.isnan(dual)) or not np.allclose(
-        dual[both], np.fmax(sc[both], lc[both])
+        dual[both], np.fmax(a[both], b[both])
     ):
         raise SpecificationError(
-            "dual_year must be the later of sc_year and lc_year when both exist"
+            f"dual_year must be the later of {a_col} and {b_col} when both exist"
         )
     order = np.select(
-        [both & (sc < lc), both & (lc < sc), both & (sc == lc)],
-        ["sc_first", "lc_first", "same_year"],
+        [both & (a < b), both & (b < a), both & (a == b)],
+        [*pair.first_orders, "same_year"],
         default="",
     )
     return pd.Series(order, index=panel.index, name="pilot_order", dtype="str")
 
 
-def order_indicators(panel: pd.DataFrame) -> pd.DataFrame:
-    """dual_post split by pilot order: dual_sc_first, dual_lc_first, dual_same_year (0/1, same index)."""
-    order = pilot_order(panel)
-    dual = panel["dual_post"].to_numpy(dtype=int)
+def order_indicators(panel: pd.DataFrame, pair: Pair = DEFAULT_PAIR) -> pd.DataFrame:
+    """dual_post split by pilot order: dual_a_first, dual_b_first, dual_same_year (0/1, same index)."""
+    order = pilot_order(panel, pair)
+    dual = panel[DUAL_POST].to_numpy(dtype=int)
     return pd.DataFrame(
-        {term: dual * (order == key).to_numpy() for key, term in ORDER_TERMS.items()},
+        {term: dual * (order == key).to_numpy() for key, term in order_terms(pair).items()},
         index=panel.index,
     ).astype("int64")
 
 
-def first_pilot_year(panel: pd.DataFrame) -> pd.Series:
-    """The year a city entered its first pilot (either programme), NaN if never."""
+def first_pilot_year(panel: pd.DataFrame, pair: Pair = DEFAULT_PAIR) -> pd.Series:
+    """The year a city entered its first pilot (either programme of `pair`), NaN if never."""
+    a_col, b_col = pair.year_columns
     return pd.Series(
-        np.fmin(panel["sc_year"].to_numpy(dtype=float), panel["lc_year"].to_numpy(dtype=float)),
+        np.fmin(panel[a_col].to_numpy(dtype=float), panel[b_col].to_numpy(dtype=float)),
         index=panel.index,
         name="first_pilot_year",
     )
@@ -180,21 +194,22 @@ def state_imputation(
     )
 
 
-def _order_rows(fit: Fit, model: str, sample: str, present: Sequence[str]) -> list[pd.DataFrame]:
+def _order_rows(
+    fit: Fit, model: str, sample: str, present: Sequence[str], pair: Pair = DEFAULT_PAIR
+) -> list[pd.DataFrame]:
     """Tests of the pilot-order model: the dual effects of the orders `present` are equal (pairwise for
-    SC-first vs LC-first, jointly for all), and the increment of the second pilot (the dual effect of an
+    a-first vs b-first, jointly for all), and the increment of the second pilot (the dual effect of an
     order minus the effect of holding its first pilot alone)."""
-    sc, lc = ORDER_TERMS["sc_first"], ORDER_TERMS["lc_first"]
+    terms = order_terms(pair)
+    a, b = (terms[o] for o in pair.first_orders)
     rows = []
-    if sc in present and lc in present:
-        rows.append(
-            est.wald_row(fit, est.equal(sc, lc), f"{sc} = {lc}", model=model, sample=sample)
-        )
+    if a in present and b in present:
+        rows.append(est.wald_row(fit, est.equal(a, b), f"{a} = {b}", model=model, sample=sample))
     if len(present) == 3:
         restrictions = [est.equal(present[0], other) for other in present[1:]]
         label = " = ".join(present)
         rows.append(est.wald_row(fit, restrictions, label, model=model, sample=sample))
-    for term, single in ((sc, "sc_only_post"), (lc, "lc_only_post")):
+    for term, single in zip((a, b), pair.only_post_columns, strict=True):
         if term in present:
             rows.append(
                 est.lincom(
@@ -209,51 +224,56 @@ def two_treatment_design(
     controls: Sequence[str],
     *,
     options: analyses.Options | Mapping[str, Any] | None = None,
+    pair: Pair = DEFAULT_PAIR,
 ) -> pd.DataFrame:
-    """The two-treatment design: pilot states and pilot order, by TWFE and by imputation.
+    """The two-treatment design: pilot states and pilot order of `pair` (a, b; default sc, lc), by TWFE and
+    by imputation.
 
     Models (tidy format):
-    - "twfe_states": outcome ~ sc_only_post + lc_only_post + dual_post + controls | unit + time, with
-      "lincom: synergy = dual_post - sc_only_post - lc_only_post";
+    - "twfe_states": outcome ~ a_only_post + b_only_post + dual_post + controls | unit + time, with
+      "lincom: synergy = dual_post - a_only_post - b_only_post";
     - "imputation_states": the same three state effects by `state_imputation` (not-yet-treated and
       never-treated controls only), with the same synergy row;
-    - "twfe_order" and "imputation_order": dual_post split into dual_sc_first / dual_lc_first /
-      dual_same_year (which pilot came first), next to sc_only_post and lc_only_post, with Wald tests that
+    - "twfe_order" and "imputation_order": dual_post split into dual_a_first / dual_b_first /
+      dual_same_year (which pilot came first), next to a_only_post and b_only_post, with Wald tests that
       the dual effect does not depend on the order and lincom rows for the increment of the second pilot
-      (dual_sc_first - sc_only_post, dual_lc_first - lc_only_post). An order no dual city has is left out
+      (dual_a_first - a_only_post, dual_b_first - b_only_post). An order no dual city has is left out
       (with a logged warning), and so are the tests that involve it.
     The imputation models use the rows without missing values in the outcome and controls (the TWFE
     sample); their SEs are did2s GMM (see `state_imputation`), the TWFE ones `estimation.fit`'s CRV1.
     """
     opts = analyses.Options.coerce(options)
     controls = list(controls)
-    data = analyses.pilot_states(panel)
-    clash = [c for c in [*ORDER_TERMS.values(), "first_pilot_year"] if c in data.columns]
+    data = analyses.pilot_states(panel, pair)
+    terms = order_terms(pair)
+    states = list(pair.state_columns)
+    weights, label = synergy(pair)
+    clash = [c for c in [*terms.values(), "first_pilot_year"] if c in data.columns]
     if clash:
         raise SpecificationError(f"the panel already has columns {clash}")
-    data = pd.concat([data, order_indicators(data), first_pilot_year(data)], axis=1)
-    present = [t for t in ORDER_TERMS.values() if data[t].any()]
-    if len(present) < len(ORDER_TERMS):
+    data = pd.concat([data, order_indicators(data, pair), first_pilot_year(data, pair)], axis=1)
+    present = [t for t in terms.values() if data[t].any()]
+    if len(present) < len(terms):
         log.warning(
             "no dual city in pilot order(s) %s: left out of the order models",
-            sorted(set(ORDER_TERMS.values()) - set(present)),
+            sorted(set(terms.values()) - set(present)),
         )
-    order_terms = ["sc_only_post", "lc_only_post", *present]
+    order_columns = [*pair.only_post_columns, *present]
 
-    states_fit = opts.fit(data, list(STATE_TERMS), controls)
-    order_fit = opts.fit(data, order_terms, controls)
+    states_fit = opts.fit(data, states, controls)
+    order_fit = opts.fit(data, order_columns, controls)
     complete, sample = complete_cases(data, [opts.outcome, *controls], unit=opts.unit)
     imputation = {
         name: state_imputation(
             complete,
-            terms,
+            columns,
             controls,
             outcome=opts.outcome,
             unit=opts.unit,
             time=opts.time,
             cluster=opts.cluster,
         )
-        for name, terms in (("states", list(STATE_TERMS)), ("order", order_terms))
+        for name, columns in (("states", states), ("order", order_columns))
     }
     frames = []
     for model, fit, where in (
@@ -262,7 +282,7 @@ def two_treatment_design(
     ):
         frames += [
             est.tidy(fit, model=model, sample=where),
-            est.lincom(fit, SYNERGY, SYNERGY_LABEL, model=model, sample=where),
+            est.lincom(fit, weights, label, model=model, sample=where),
         ]
     for model, fit, where in (
         ("twfe_order", order_fit, "full"),
@@ -270,6 +290,6 @@ def two_treatment_design(
     ):
         frames += [
             est.tidy(fit, model=model, sample=where),
-            *_order_rows(fit, model, where, present),
+            *_order_rows(fit, model, where, present, pair),
         ]
     return est.concat_tidy(frames)

@@ -15,6 +15,8 @@ import pandas as pd
 
 from dualpilot.core.errors import SpecificationError
 from dualpilot.data import reference, treatment
+from dualpilot.data.programmes import DEFAULT_PAIR, Pair, Programme
+from dualpilot.data.treatment import DEFAULT_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 # Treatment recoding (pilot lists as rule build_panel chooses them)
 # --------------------------------------------------------------------------------------------------
 
+#: Pilot-list file of each programme name of the default pair.
 PILOT_FILES: dict[str, str] = {
     "smart_city": "smart_city_pilots.csv",
     "low_carbon": "low_carbon_pilots.csv",
@@ -30,14 +33,16 @@ PILOT_FILES: dict[str, str] = {
 
 def load_pilot_lists(
     raw_dir: str | Path,
-    shipped: Mapping[str, str | Path],
+    shipped: Mapping[str, str | Path | None],
     provinces: Sequence[str] | set[str],
+    files: Mapping[str, str] = PILOT_FILES,
 ) -> dict[str, pd.DataFrame]:
-    """The smart-city and low-carbon pilot lists, chosen as rule build_panel chooses them: the user's
-    `<raw_dir>/policy/<file>` if present, else the shipped list (`reference.choose_policy_file`).
-    `shipped` maps "smart_city" and "low_carbon" to the shipped files."""
+    """The pilot list of each programme name of `files` (name -> file name; default: the smart-city and
+    low-carbon lists), chosen as rule build_panel chooses them: the user's `<raw_dir>/policy/<file>` if
+    present, else the shipped list (`reference.choose_policy_file`). `shipped` maps each name to its
+    shipped file (None when none of that name is shipped)."""
     lists = {}
-    for key, name in PILOT_FILES.items():
+    for key, name in files.items():
         if key not in shipped:
             raise SpecificationError(f"no shipped {key} pilot list given")
         path, is_shipped = reference.choose_policy_file(raw_dir, name, shipped[key])
@@ -67,6 +72,15 @@ def merge_policy(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[s
     return out
 
 
+def recoding_policy(programmes: Sequence[Programme], policy: Mapping[str, Any]) -> dict[str, Any]:
+    """The complete policy block that grid recodings override (`merge_policy`): each programme's batch
+    years under its name ({name: {"batch_years": [...]}}) and the coding rules of the config's `policy`."""
+    return {
+        **{p.name: {"batch_years": list(p.batch_years)} for p in programmes},
+        **treatment.rules_from_config(policy),
+    }
+
+
 def recode_treatment(
     panel: pd.DataFrame,
     policy: Mapping[str, Any],
@@ -74,32 +88,37 @@ def recode_treatment(
     lists: Mapping[str, pd.DataFrame],
     master: pd.DataFrame,
     last_year: int,
+    pair: Pair = DEFAULT_PAIR,
+    names: tuple[str, str] = DEFAULT_NAMES,
 ) -> pd.DataFrame:
-    """The panel with its treatment columns recoded by `treatment.code_treatment` under `policy` (a
-    complete policy block, e.g. from `merge_policy`). Other columns and the row order are kept."""
-    bare = panel.drop(columns=[c for c in treatment.TREATMENT_COLUMNS if c in panel.columns])
+    """The panel with its treatment columns recoded by `treatment.code_dual` for `pair`, whose programmes
+    are named `names`, under `policy` (a complete block as `recoding_policy` makes it, e.g. from
+    `merge_policy`); `lists` maps the names to the pilot lists. Other columns and the row order are
+    kept."""
+    bare = panel.drop(columns=[c for c in pair.treatment_columns if c in panel.columns])
     try:
-        return treatment.code_treatment(
+        return treatment.code_dual(
             bare,
-            lists["smart_city"],
-            lists["low_carbon"],
+            {key: lists[name] for key, name in zip(pair.keys, names, strict=True)},
             master,
+            pair=pair,
+            batch_years={
+                key: dict(enumerate(policy[name]["batch_years"], start=1))
+                for key, name in zip(pair.keys, names, strict=True)
+            },
             **treatment.rules_from_config(policy),
             last_year=last_year,
         )
-    except ValueError as err:
+    except (KeyError, ValueError) as err:
         raise SpecificationError(f"recoding the treatment: {err}") from err
 
 
-_CODING_CHECK = ("sc_year", "lc_year", "dual_year", "sc_post", "lc_post", "dual_post")
-
-
-def check_coding(panel: pd.DataFrame, recoded: pd.DataFrame) -> None:
+def check_coding(panel: pd.DataFrame, recoded: pd.DataFrame, pair: Pair = DEFAULT_PAIR) -> None:
     """Raise SpecificationError unless `recoded` (the panel recoded under the config's own policy) has the
     panel's treatment coding: the grid's recodings must start from the lists the panel was built from."""
     differing = [
         c
-        for c in _CODING_CHECK
+        for c in pair.treatment_columns[:6]
         if not np.array_equal(
             panel[c].to_numpy(dtype=float), recoded[c].to_numpy(dtype=float), equal_nan=True
         )
@@ -113,12 +132,15 @@ def check_coding(panel: pd.DataFrame, recoded: pd.DataFrame) -> None:
 
 @dataclass(frozen=True)
 class PolicyRecoder:
-    """Recodes the treatment under the config's policy block with a grid specification's overrides."""
+    """Recodes the treatment under the config's policy (`recoding_policy`) with a grid specification's
+    overrides, for `pair` whose programmes are named `names` (`lists` keyed by those names)."""
 
     lists: Mapping[str, pd.DataFrame]
     master: pd.DataFrame
     policy: Mapping[str, Any]
     last_year: int
+    pair: Pair = DEFAULT_PAIR
+    names: tuple[str, str] = DEFAULT_NAMES
 
     def __call__(self, panel: pd.DataFrame, override: Mapping[str, Any]) -> pd.DataFrame:
         return recode_treatment(
@@ -127,4 +149,6 @@ class PolicyRecoder:
             lists=self.lists,
             master=self.master,
             last_year=self.last_year,
+            pair=self.pair,
+            names=self.names,
         )

@@ -18,6 +18,7 @@ from dualpilot.analyses import baseline as analyses
 from dualpilot.analyses.samples import TIME, UNIT, complete_cases
 from dualpilot.core.errors import SpecificationError
 from dualpilot.core.tidy import TIDY_COLUMNS
+from dualpilot.data.programmes import DEFAULT_PAIR, Pair
 from dualpilot.did import staggered
 from dualpilot.did.staggered import STAGGERED_COLUMNS
 
@@ -28,14 +29,16 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------------
 
 
-SINGLE_PILOT_STATES: tuple[str, ...] = analyses.STATE_COLUMNS[:2]
-"""sc_only_post and lc_only_post: the single-pilot states an event study around the dual start may absorb."""
+SINGLE_PILOT_STATES: tuple[str, ...] = DEFAULT_PAIR.only_post_columns
+"""sc_only_post and lc_only_post: the single-pilot states of the default pair that an event study around the
+dual start may absorb (another pair's: `Pair.only_post_columns`)."""
+_SINGLE_STATE = re.compile(r"^[a-z][a-z0-9]*_only_post$")
 
 
-def single_pilot_controls(adjust: bool) -> list[str]:
+def single_pilot_controls(adjust: bool, pair: Pair = DEFAULT_PAIR) -> list[str]:
     """The extra controls of every event study around the dual start under `event_study:
-    adjust_single_pilots` (the one switch): the single-pilot states, or none."""
-    return list(SINGLE_PILOT_STATES) if adjust else []
+    adjust_single_pilots` (the one switch): the single-pilot states of `pair`, or none."""
+    return list(pair.only_post_columns) if adjust else []
 
 
 def staggered_estimates(*args: Any, **kwargs: Any) -> pd.DataFrame:
@@ -48,6 +51,7 @@ def staggered_estimates_with_vcov(
     covariates: Sequence[str] = (),
     *,
     adjust_single_pilots: bool = False,
+    pair: Pair = DEFAULT_PAIR,
     outcome: str = "lq",
     unit: str = UNIT,
     time: str = TIME,
@@ -66,8 +70,8 @@ def staggered_estimates_with_vcov(
     (and cohort_event for Sun-Abraham). Terms: ATT, rel_<e>, group_<g>, ATT(g=..,t=..).
 
     Treatment structure: the event is `first_treat` (the dual start). `adjust_single_pilots` (config
-    `event_study: adjust_single_pilots`, shared with the TWFE event study) adds sc_only_post and
-    lc_only_post to the covariates of Sun-Abraham and imputation, as the TWFE event study adds them to its
+    `event_study: adjust_single_pilots`, shared with the TWFE event study) adds the single-pilot states of
+    `pair` (sc_only_post and lc_only_post by default) to the covariates of Sun-Abraham and imputation, as the TWFE event study adds them to its
     controls; Callaway-Sant'Anna takes covariates at the base period only and cannot absorb a time-varying
     state, so it keeps them out (its `controls` column says so, and `event_study_comparison` does not
     draw it next to an adjusted TWFE event study); a warning is logged.
@@ -84,9 +88,9 @@ def staggered_estimates_with_vcov(
     Sun-Abraham and imputation; Callaway-Sant'Anna's influence-function SEs are clustered by unit.
     """
     covs = list(covariates)
-    states = single_pilot_controls(adjust_single_pilots)
+    states = single_pilot_controls(adjust_single_pilots, pair)
     if states:
-        panel = analyses.pilot_states(panel)
+        panel = analyses.pilot_states(panel, pair)
         log.warning(
             "single-pilot states %s absorbed by Sun-Abraham and imputation; Callaway-Sant'Anna takes "
             "covariates at its base period only and keeps single-pilot years among its controls",
@@ -153,11 +157,12 @@ def event_terms(tidy: pd.DataFrame, window: Sequence[int]) -> pd.DataFrame:
 
 def single_pilot_structure(rows: pd.DataFrame) -> frozenset[str]:
     """The single-pilot states a model absorbed, read from its `controls` column (TWFE writes
-    'a + b', the staggered estimators 'a+b'): the treatment structure its event study shares or not."""
+    'a + b', the staggered estimators 'a+b'; a state is a control named <key>_only_post): the treatment
+    structure its event study shares or not."""
     found: set[str] = set()
     for value in rows["controls"].dropna().astype(str).unique():
         found.update(part.strip() for part in value.split("+"))
-    return frozenset(found & set(SINGLE_PILOT_STATES))
+    return frozenset(p for p in found if _SINGLE_STATE.match(p))
 
 
 def event_study_base(model: str, *, base: int = -1, cs_base_period: str = "universal") -> str:
@@ -182,11 +187,13 @@ def model_rows(tidy: pd.DataFrame, model: str, what: str) -> pd.DataFrame:
         raise SpecificationError(f"model {model!r} is not in {what}; it has {models}")
     return rows
 
+
 def event_time(term: str) -> int:
     match = re.fullmatch(r"rel_(-?\d+)", term)
     if match is None:
         raise SpecificationError(f"{term!r} is not an event-time term rel_<k>")
     return int(match.group(1))
+
 
 def as_estimates(tidy: pd.DataFrame, sample: str) -> pd.DataFrame:
     """Convert a tidy frame of this module to the project's estimate format (one row per

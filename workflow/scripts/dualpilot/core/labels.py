@@ -8,6 +8,7 @@ tables and figures (`dualpilot.render.tables.Labels`) and the .dta variable labe
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -95,3 +96,12 @@ def outcome_industry_entries(
         "lq": (zh, en),
         OUTCOME_NOTE: (note_zh.format(label=zh), note_en.format(label=en)),
     }
+
+
+def write_label_entries(entries: Mapping[str, tuple[str, str]], path: str | Path) -> None:
+    """Write label `entries` ({term: (zh, en)}) as a label file that `read_label_entries` reads (UTF-8 CSV)."""
+    with Path(path).open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(LABEL_COLUMNS)
+        for term, (zh, en) in entries.items():
+            writer.writerow([term, zh, en])

@@ -702,9 +702,11 @@ def write_panel(
     out_industries: str | Path | None = None,
     out_quality: str | Path | None = None,
     outcome_industry: str = DEFAULT_OUTCOME_INDUSTRY,
+    labels: str | Path | None = None,
 ) -> None:
     """Write the panel as Parquet, CSV (UTF-8 with BOM, so Excel shows Chinese) and Stata .dta version 118
-    (Stata 14+, Unicode; labels "zh / en" from resources/labels/terms.csv by `stata_label`; city_code
+    (Stata 14+, Unicode; labels "zh / en" from resources/labels/terms.csv, or the label file `labels`, by
+    `stata_label`; city_code
     as text), plus, when paths are given, the manifest, sample and quality tables (CSV, UTF-8 with BOM)
     and the industry long table (Parquet). When `outcome_industry` is not it_emp, the .dta says whose
     location quotient lq is: lq's variable label is that of ``lq:<industry>`` and the data label names
@@ -721,9 +723,8 @@ def write_panel(
         if p is not None
     ]
     panel = build.panel
-    labels = outcome_industry_entries(
-        read_label_entries(DEFAULT_LABELS_PATH), outcome_industry, str(DEFAULT_LABELS_PATH)
-    )
+    label_file = Path(labels) if labels is not None else DEFAULT_LABELS_PATH
+    entries = outcome_industry_entries(read_label_entries(label_file), outcome_industry, str(label_file))
     data_label = "Dual pilot panel / 双试点城市面板"
     if outcome_industry != DEFAULT_OUTCOME_INDUSTRY:
         data_label += f"; lq of {outcome_industry}"  # Stata allows 80 characters
@@ -734,7 +735,7 @@ def write_panel(
             tmp[2],
             write_index=False,
             version=118,
-            variable_labels={c: stata_label(c, labels) for c in panel.columns},
+            variable_labels={c: stata_label(c, entries) for c in panel.columns},
             data_label=data_label,
         )
         for path, (_, write) in zip(tmp[3:], extra, strict=True):

@@ -318,19 +318,28 @@ def load_smart_city_batches(path: str | Path) -> pd.DataFrame:
     return out
 
 
+#: The pilot lists of the default programme pair (config programmes: sc, lc).
 POLICY_FILES = ("smart_city_pilots.csv", "low_carbon_pilots.csv")
 
 
-def choose_policy_file(raw_dir: str | Path, name: str, shipped: str | Path) -> tuple[Path, bool]:
+def choose_policy_file(
+    raw_dir: str | Path, name: str, shipped: str | Path | None
+) -> tuple[Path, bool]:
     """The pilot list to use: `<raw_dir>/policy/<name>` when the user (or the demo) brings one, else the
-    list shipped in resources/policy/. Returns (path, True if the shipped list is used)."""
-    if name not in POLICY_FILES:
-        raise ValueError(f"unknown policy file {name!r}; expected one of {POLICY_FILES}")
+    list shipped in resources/policy/ (`shipped`; None when no list of that name is shipped). Returns
+    (path, True if the shipped list is used). Raises InputError naming both places when neither exists."""
+    if Path(name).name != name or not name.endswith(".csv"):
+        raise ValueError(f"a pilot list is named by a plain file name ending in .csv, not {name!r}")
     own = Path(raw_dir) / "policy" / name
     if own.is_file():
         return own, False
     if own.exists() or own.is_symlink():  # a directory or a broken link: never fall back silently
         raise_if([io_problem(own)], f"cannot read the pilot list {name}")
+    if shipped is None or not Path(shipped).is_file():
+        where = f"{own}" + ("" if shipped is None else f" or {shipped}")
+        raise_if(
+            [Problem(str(own), f"pilot list {name} not found in {where}")], "missing pilot list"
+        )
     return Path(shipped), True
 
 
@@ -372,7 +381,10 @@ def embedded_prefecture(
     best: tuple[str, str] | None = None
     for s in texts:
         for key, code in crosswalk.items():
-            for prefix in (key + "市", key if key.endswith(_NON_CITY_PREFECTURE_SUFFIXES) else None):
+            for prefix in (
+                key + "市",
+                key if key.endswith(_NON_CITY_PREFECTURE_SUFFIXES) else None,
+            ):
                 if prefix and len(s) > len(prefix) and s.startswith(prefix):
                     if best is None or len(prefix) > len(best[0]):
                         best = (prefix, code)
@@ -410,7 +422,9 @@ def pilot_list_problems(
         if level == "province":
             if _squeezed(name) != _squeezed(r.province):
                 problems.append(
-                    Problem(file, f"a province entry names its province ({r.province!r})", line, "name")
+                    Problem(
+                        file, f"a province entry names its province ({r.province!r})", line, "name"
+                    )
                 )
             continue
         if code in by_code.index:

@@ -1,4 +1,5 @@
-"""Treatment coding of the dual pilot (Smart City x Low-Carbon City) on the city-year panel.
+"""Treatment coding of the dual pilot of two programmes (by default Smart City x Low-Carbon City; any pair of
+the config's `programmes:`, `dualpilot.data.programmes`) on the city-year panel.
 
 Rules (docs/treatment-coding.md):
 
@@ -23,23 +24,16 @@ import numpy as np
 import pandas as pd
 
 from dualpilot.core.errors import require_columns
+from dualpilot.data.programmes import DEFAULT_PAIR, DUAL_POST, DUAL_YEAR, Pair
 
 log = logging.getLogger(__name__)
 
-GROUPS = ("none", "sc_only", "lc_only", "dual")
-TREATMENT_COLUMNS = (
-    "sc_year",
-    "lc_year",
-    "dual_year",
-    "sc_post",
-    "lc_post",
-    "dual_post",
-    "sc_only_post",
-    "lc_only_post",
-    "years_since_dual",
-    "group",
-)
-_PROGRAMME_YEAR = {"smart_city": "sc_year", "low_carbon": "lc_year", "dual": "dual_year"}
+#: Groups and treatment columns of the default pair (sc, lc); another pair's come from `Pair`
+#: (dualpilot.data.programmes).
+GROUPS = DEFAULT_PAIR.groups
+TREATMENT_COLUMNS = DEFAULT_PAIR.treatment_columns
+#: Programme names of the default pair, for `treatment_summary`'s programme column.
+DEFAULT_NAMES = ("smart_city", "low_carbon")
 _PILOT_REQUIRED = ("batch", "name", "level", "province", "city_code")
 _MASTER_REQUIRED = ("city_code", "province")
 
@@ -152,21 +146,49 @@ def code_treatment(
     subcity_pilot_treats_city: bool,
     last_year: int,
 ) -> pd.DataFrame:
-    """Return a copy of `panel` (rows in order) with the treatment columns added.
+    """`code_dual` for the default pair (sc: smart city, lc: low carbon): see there."""
+    return code_dual(
+        panel,
+        {"sc": smart_city, "lc": low_carbon},
+        master,
+        pair=DEFAULT_PAIR,
+        batch_years={"sc": sc_batch_years, "lc": lc_batch_years},
+        province_pilot_treats_cities=province_pilot_treats_cities,
+        subcity_pilot_treats_city=subcity_pilot_treats_city,
+        last_year=last_year,
+    )
 
-    Added: sc_year, lc_year (float, NaN = never treated within the window: no entry, or a start after
-    `last_year`); dual_year = max(sc_year, lc_year) when both exist, else NaN; sc_post, lc_post,
-    dual_post (int 0/1: year >= start year); sc_only_post = sc_post and not dual_post, lc_only_post =
-    lc_post and not dual_post (with dual_post these make each city-year exactly one of none, SC only,
-    LC only, dual); years_since_dual = year - dual_year (NaN if never dual); group (none / sc_only /
-    lc_only / dual: the city's state at the end of the window).
+
+def code_dual(
+    panel: pd.DataFrame,
+    pilots: Mapping[str, pd.DataFrame],
+    master: pd.DataFrame,
+    *,
+    pair: Pair,
+    batch_years: Mapping[str, Mapping[int, int]],
+    province_pilot_treats_cities: bool,
+    subcity_pilot_treats_city: bool,
+    last_year: int,
+) -> pd.DataFrame:
+    """Return a copy of `panel` (rows in order) with the treatment columns of `pair` added.
+
+    `pilots` and `batch_years` map each programme key of the pair (a, b) to its pilot list and its batch
+    years. Added: a_year, b_year (float, NaN = never treated within the window: no entry, or a start after
+    `last_year`); dual_year = max(a_year, b_year) when both exist, else NaN; a_post, b_post, dual_post
+    (int 0/1: year >= start year); a_only_post = a_post and not dual_post, b_only_post = b_post and not
+    dual_post (with dual_post these make each city-year exactly one of none, a only, b only, dual);
+    years_since_dual = year - dual_year (NaN if never dual); group (none / a_only / b_only / dual: the
+    city's state at the end of the window).
 
     Raises ValueError if the panel lacks city_code/year, already holds a treatment column, holds a
-    city not in the master, or a year after `last_year`.
+    city not in the master, or a year after `last_year`, or if a programme of the pair has no list.
     """
     require_columns(panel, ("city_code", "year"), "panel")
     require_columns(master, _MASTER_REQUIRED, "city master")
-    clash = [c for c in TREATMENT_COLUMNS if c in panel.columns]
+    missing = [k for k in pair.keys if k not in pilots or k not in batch_years]
+    if missing:
+        raise ValueError(f"no pilot list or batch years given for programme(s) {missing}")
+    clash = [c for c in pair.treatment_columns if c in panel.columns]
     if clash:
         raise ValueError(f"panel already has treatment column(s) {clash}")
     foreign = sorted(set(panel["city_code"]) - set(master["city_code"]))
@@ -178,53 +200,68 @@ def code_treatment(
             f"panel has years after last_year={last_year}: {sorted(set(years[years > last_year]))}"
         )
 
-    def start(pilots: pd.DataFrame, batch_years: Mapping[int, int]) -> pd.Series:
+    def start(key: str) -> pd.Series:
         s = pilot_start_years(
-            pilots, master, batch_years, province_pilot_treats_cities, subcity_pilot_treats_city
+            pilots[key],
+            master,
+            batch_years[key],
+            province_pilot_treats_cities,
+            subcity_pilot_treats_city,
         )
         s = s[s <= last_year].astype(float)
         return panel["city_code"].map(s).astype(float)
 
     out = panel.copy()
-    sc = start(smart_city, sc_batch_years)
-    lc = start(low_carbon, lc_batch_years)
-    dual = np.fmax(sc, lc).where(sc.notna() & lc.notna())
+    a, b = start(pair.first), start(pair.second)
+    dual = np.fmax(a, b).where(a.notna() & b.notna())
     y = years.astype(float)
-    sc_post = (y >= sc).astype(int)  # comparisons with NaN are False
-    lc_post = (y >= lc).astype(int)
+    a_post = (y >= a).astype(int)  # comparisons with NaN are False
+    b_post = (y >= b).astype(int)
     dual_post = (y >= dual).astype(int)
+    a_only, b_only = pair.only_groups
     group = np.select(
-        [sc.notna() & lc.notna(), sc.notna(), lc.notna()], ["dual", "sc_only", "lc_only"], "none"
+        [a.notna() & b.notna(), a.notna(), b.notna()], ["dual", a_only, b_only], "none"
     )
+    a_year, b_year = pair.year_columns
+    a_post_col, b_post_col = pair.post_columns
+    a_only_post, b_only_post = pair.only_post_columns
     return out.assign(
-        sc_year=sc,
-        lc_year=lc,
-        dual_year=dual,
-        sc_post=sc_post,
-        lc_post=lc_post,
-        dual_post=dual_post,
-        sc_only_post=sc_post * (1 - dual_post),
-        lc_only_post=lc_post * (1 - dual_post),
-        years_since_dual=y - dual,
-        group=pd.Series(group, index=out.index, dtype="str"),
+        **{
+            a_year: a,
+            b_year: b,
+            DUAL_YEAR: dual,
+            a_post_col: a_post,
+            b_post_col: b_post,
+            DUAL_POST: dual_post,
+            a_only_post: a_post * (1 - dual_post),
+            b_only_post: b_post * (1 - dual_post),
+            "years_since_dual": y - dual,
+            "group": pd.Series(group, index=out.index, dtype="str"),
+        }
     )
 
 
-def treatment_summary(panel: pd.DataFrame) -> pd.DataFrame:
-    """Cities per programme cohort and end-of-window group, from a panel coded by `code_treatment`.
+def treatment_summary(
+    panel: pd.DataFrame,
+    *,
+    pair: Pair = DEFAULT_PAIR,
+    names: tuple[str, str] = DEFAULT_NAMES,
+) -> pd.DataFrame:
+    """Cities per programme cohort and end-of-window group, from a panel coded by `code_dual` for `pair`.
 
-    Columns: programme (smart_city / low_carbon / dual), cohort (Int64 start year, <NA> = never),
-    group, n_cities. Within each programme the rows cover every city exactly once. Raises ValueError
-    if a city's treatment columns vary across its years.
+    Columns: programme (the `names` of the pair's programmes, e.g. smart_city / low_carbon, and dual),
+    cohort (Int64 start year, <NA> = never), group, n_cities. Within each programme the rows cover every
+    city exactly once. Raises ValueError if a city's treatment columns vary across its years.
     """
-    cols = ["city_code", "sc_year", "lc_year", "dual_year", "group"]
+    year_of = dict(zip((*names, "dual"), (*pair.year_columns, DUAL_YEAR), strict=True))
+    cols = ["city_code", *year_of.values(), "group"]
     require_columns(panel, tuple(cols), "panel")
     cities = panel[cols].drop_duplicates()
     dup = cities["city_code"][cities["city_code"].duplicated()]
     if not dup.empty:
         raise ValueError(f"treatment columns vary within city: {sorted(set(dup))[:20]}")
     parts = []
-    for programme, col in _PROGRAMME_YEAR.items():
+    for programme, col in year_of.items():
         g = (
             cities.assign(cohort=cities[col].astype("Int64"))
             .groupby(["cohort", "group"], dropna=False)
@@ -234,7 +271,7 @@ def treatment_summary(panel: pd.DataFrame) -> pd.DataFrame:
         )
         parts.append(g.assign(programme=programme))
     out = pd.concat(parts, ignore_index=True)[["programme", "cohort", "group", "n_cities"]]
-    out["group"] = pd.Categorical(out["group"], categories=GROUPS, ordered=True)
+    out["group"] = pd.Categorical(out["group"], categories=pair.groups, ordered=True)
     out = out.sort_values(["programme", "cohort", "group"], na_position="last", kind="stable")
     out["group"] = out["group"].astype("str")
     out["n_cities"] = out["n_cities"].astype(int)
@@ -267,8 +304,13 @@ def smart_city_coverage(pilots: pd.DataFrame, batches: pd.DataFrame) -> pd.DataF
     return out
 
 
-def coverage_warning(coverage: pd.DataFrame) -> str | None:
-    """A warning text when `smart_city_coverage` shows an incomplete list, else None."""
+def coverage_warning(
+    coverage: pd.DataFrame,
+    label: str = "smart-city",
+    file: str = "smart_city_pilots.csv",
+) -> str | None:
+    """A warning text when `smart_city_coverage` shows an incomplete list, else None. `label` names the
+    programme, `file` the list's file name."""
     short = coverage[~coverage["complete"]]
     if short.empty:
         return None
@@ -282,11 +324,10 @@ def coverage_warning(coverage: pd.DataFrame) -> str | None:
         for r in short.itertuples(index=False)
     ]
     return (
-        "The smart-city pilot list is INCOMPLETE ("
+        f"The {label} pilot list is INCOMPLETE ("
         + "; ".join(parts)
-        + "). Cities missing from it "
-        "are coded as never treated by the smart-city programme. Supply the official list as "
-        "<raw_dir>/policy/smart_city_pilots.csv."
+        + f"). Cities missing from it are coded as never treated by the {label} programme. Supply the "
+        f"official list as <raw_dir>/policy/{file}."
     )
 
 
@@ -311,7 +352,9 @@ def batch_counts_report(label: str, coverage: pd.DataFrame, reference: str) -> s
     ones in brackets) next to the `reference` counts (e.g. "official" or "shipped list")."""
     parts = []
     for r in coverage.itertuples(index=False):
-        ref_pref = "" if pd.isna(r.official_prefecture_level) else f" ({r.official_prefecture_level})"
+        ref_pref = (
+            "" if pd.isna(r.official_prefecture_level) else f" ({r.official_prefecture_level})"
+        )
         parts.append(
             f"batch {r.batch}: {r.listed} ({r.listed_prefecture}) vs {r.official_total}{ref_pref}"
         )
@@ -322,10 +365,9 @@ def batch_counts_report(label: str, coverage: pd.DataFrame, reference: str) -> s
 
 
 def rules_from_config(policy: Mapping) -> dict:
-    """The keyword arguments of `code_treatment` (less `last_year`) from the config's `policy:` block."""
+    """The province and sub-city rules of `code_dual` (its keyword arguments less `pair`, `batch_years` and
+    `last_year`) from the config's `policy:` block."""
     return {
-        "sc_batch_years": dict(enumerate(policy["smart_city"]["batch_years"], start=1)),
-        "lc_batch_years": dict(enumerate(policy["low_carbon"]["batch_years"], start=1)),
         "province_pilot_treats_cities": bool(policy["province_pilot_treats_cities"]),
         "subcity_pilot_treats_city": bool(policy["subcity_pilot_treats_city"]),
     }

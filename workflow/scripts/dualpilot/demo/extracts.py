@@ -74,8 +74,8 @@ DEFAULT_SMART_CITY: dict[str, Any] = {
     "gdp_tilt": 1.0,  # selection weight exp(gdp_tilt * standardised baseline ln GDP per capita)
 }
 
-#: The policy coding of config/config.yaml (`dualpilot.data.treatment.rules_from_config` of its `policy:`
-#: block); `generate_panel` uses it when no policy is given.
+#: The policy coding of config/config.yaml (the batch years of its programmes sc and lc and the rules of its
+#: `policy:` block, as rule make_demo_extracts passes them); `generate_panel` uses it when no policy is given.
 DEFAULT_POLICY: dict[str, Any] = {
     "sc_batch_years": {1: 2012, 2: 2013, 3: 2014},
     "lc_batch_years": {1: 2010, 2: 2012, 3: 2017},

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from dualpilot.core.errors import InputError, Problem
+from dualpilot.data.programmes import DEFAULT_PAIR, Pair
 from dualpilot.engines import estimation
 from dualpilot.render import tables
 
@@ -142,24 +143,36 @@ def write_analysis_table(
     return tidy
 
 
-#: Columns of the treatment summary table, headed by their column:<name> entries of the label file.
-TREATMENT_SUMMARY_COLUMNS: tuple[str, ...] = ("cohort", "none", "sc_only", "lc_only", "dual", "total")
+def treatment_summary_columns(pair: Pair = DEFAULT_PAIR) -> tuple[str, ...]:
+    """Columns of the treatment summary table, headed by their column:<name> entries of the label file:
+    cohort, the pair's groups (none, a_only, b_only, dual), total."""
+    return ("cohort", *pair.groups, "total")
+
+
+#: Columns of the treatment summary table of the default pair.
+TREATMENT_SUMMARY_COLUMNS: tuple[str, ...] = treatment_summary_columns()
 
 
 def treatment_summary_table(
-    summary: pd.DataFrame, labels: tables.Labels, language: str
+    summary: pd.DataFrame,
+    labels: tables.Labels,
+    language: str,
+    *,
+    pair: Pair = DEFAULT_PAIR,
+    names: tuple[str, str] = ("smart_city", "low_carbon"),
 ) -> tables.Table:
     """Cities by programme (one panel each) and start cohort (rows), split by their group in the last panel
-    year (columns), from the rows of `treatment.treatment_summary` (results/tables/treatment_summary.csv).
-    Programmes, the never-treated cohort and the groups are printed through the label file."""
+    year (columns), from the rows of `treatment.treatment_summary` (results/tables/treatment_summary.csv)
+    for `pair`, whose programmes are named `names`. Programmes, the never-treated cohort and the groups are
+    printed through the label file."""
     from dualpilot.core.errors import require_columns
-    from dualpilot.data.treatment import GROUPS
 
+    GROUPS = pair.groups
     lang = tables.check_language(language)
     require_columns(summary, ("programme", "cohort", "group", "n_cities"), "treatment summary")
     rows = []
     present = set(summary["programme"])
-    for programme in [p for p in ("smart_city", "low_carbon", "dual") if p in present]:
+    for programme in [p for p in (*names, "dual") if p in present]:
         sub = summary[summary["programme"] == programme]
         for cohort in dict.fromkeys(sub["cohort"]):
             at = sub["cohort"].isna() if pd.isna(cohort) else sub["cohort"] == cohort
@@ -175,7 +188,10 @@ def treatment_summary_table(
                     "total": str(sum(counts.values())),
                 }
             )
-    title = {"zh": "试点分组与开始年份的城市数", "en": "Cities by pilot programme, start year and group"}
+    title = {
+        "zh": "试点分组与开始年份的城市数",
+        "en": "Cities by pilot programme, start year and group",
+    }
     note = {
         "zh": "各列为城市在样本最后一年的组别；每个试点项目的各行覆盖全部城市各一次。",
         "en": "Each column counts the cities in that group in the last panel year; within a programme the "
@@ -183,7 +199,7 @@ def treatment_summary_table(
     }
     return tables.frame_table(
         pd.DataFrame(rows),
-        columns=TREATMENT_SUMMARY_COLUMNS,
+        columns=treatment_summary_columns(pair),
         language=lang,
         group="programme",
         title=title[lang],

@@ -36,6 +36,7 @@ from dualpilot.analyses.spatial import (
 )
 from dualpilot.core.labels import Language
 from dualpilot.data.geography import ALBERS_CHINA, check_layer
+from dualpilot.data.programmes import DEFAULT_PAIR, Pair
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "west": "西部",
         "northeast": "东北",
         "dual": "双试点城市",
-        "sc_only": "仅智慧城市试点",
-        "lc_only": "仅低碳城市试点",
+        "first": "仅智慧城市试点",
+        "second": "仅低碳城市试点",
         "HH": "高-高",
         "LL": "低-低",
         "LH": "低-高",
@@ -88,8 +89,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "west": "West",
         "northeast": "Northeast",
         "dual": "Dual pilot",
-        "sc_only": "Smart city only",
-        "lc_only": "Low-carbon city only",
+        "first": "Smart city only",
+        "second": "Low-carbon city only",
         "HH": "High-High",
         "LL": "Low-Low",
         "LH": "Low-High",
@@ -123,12 +124,19 @@ def figure_text(language: Language, lq_label: str | None = None) -> dict[str, st
     return text
 
 
-#: Outline styles of the pilot map: (edge colour, line style, line width).
+#: Outline styles of the pilot map: (edge colour, line style, line width); "first" and "second" are the
+#: single-pilot groups of the dual pair's first and second programme (sc_only and lc_only by default).
 PILOT_STYLES: dict[str, tuple[str, str, float]] = {
     "dual": ("#000000", "-", 1.3),
-    "sc_only": ("#1f4e9c", "--", 0.9),
-    "lc_only": ("#1a7a33", ":", 1.1),
+    "first": ("#1f4e9c", "--", 0.9),
+    "second": ("#1a7a33", ":", 1.1),
 }
+
+
+def single_pilot_legend(short_zh: str, short_en: str, language: Language) -> str:
+    """Legend name of a programme's single-pilot cities in the pilot map: "仅<short>试点" / "<short> only"
+    (e.g. 仅智慧城市试点, Smart City only)."""
+    return f"仅{short_zh}试点" if _language(language) == "zh" else f"{short_en} only"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -376,16 +384,23 @@ def pilot_map(
     dash_line: gpd.GeoDataFrame | None = None,
     language: Language = "zh",
     lq_label: str | None = None,
+    pair: Pair = DEFAULT_PAIR,
+    single_labels: tuple[str, str] | None = None,
 ) -> Figure:
     """lq in `year` (default: the last panel year) with the pilot cities outlined.
 
     Natural breaks (k classes) of that year's values; outlines from the panel's indicators in that
-    year: dual pilots (`dual_post` = 1) solid black, smart-city-only (`sc_post` = 1, not dual)
-    dashed blue, low-carbon-only (`lc_post` = 1, not dual) dotted green. One axes (plus inset).
+    year: dual pilots (`dual_post` = 1) solid black, first-programme-only (e.g. `sc_post` = 1, not dual)
+    dashed blue, second-programme-only (e.g. `lc_post` = 1, not dual) dotted green, for the programmes
+    of `pair`; `single_labels` names the two single-pilot groups in the legend (default: smart city and
+    low carbon). One axes (plus inset).
     """
     lang = _language(language)
-    text = figure_text(lang, lq_label)
-    data = check_panel(panel, ["sc_post", "lc_post", "dual_post"])
+    text = dict(figure_text(lang, lq_label))
+    if single_labels is not None:
+        text["first"], text["second"] = single_labels
+    a_post, b_post = pair.post_columns
+    data = check_panel(panel, [a_post, b_post, "dual_post"])
     year = int(data["year"].max()) if year is None else check_years(data, [year])[0]
     base = _MapBase.build(geo, dash_line)
     values = mapped_values(data, geo, year, "lq")[0]
@@ -398,8 +413,8 @@ def pilot_map(
     dual = rows["dual_post"].astype(int) == 1
     groups = {
         "dual": rows.loc[dual, "city_code"],
-        "sc_only": rows.loc[~dual & (rows["sc_post"].astype(int) == 1), "city_code"],
-        "lc_only": rows.loc[~dual & (rows["lc_post"].astype(int) == 1), "city_code"],
+        "first": rows.loc[~dual & (rows[a_post].astype(int) == 1), "city_code"],
+        "second": rows.loc[~dual & (rows[b_post].astype(int) == 1), "city_code"],
     }
     handles = _class_handles(bounds, float(values.min()), palette, lang)
     for name, codes in groups.items():

@@ -32,6 +32,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -356,6 +357,15 @@ def load_labels(path: str | Path = DEFAULT_LABELS_PATH) -> Labels:
     """Read a label file (`dualpilot.core.labels.read_label_entries`: InputError naming the file, line and
     column of every problem)."""
     return Labels(entries=read_label_entries(path), source=str(Path(path)))
+
+
+
+def with_programme_labels(labels: Labels, programmes: Sequence[Any]) -> Labels:
+    """`labels` with the labels of every term derived from `programmes` (`programmes.label_entries`),
+    which replace the file's entries for the same terms (the defaults' entries are the same)."""
+    from dualpilot.data.programmes import label_entries
+
+    return Labels(entries={**labels.entries, **label_entries(programmes)}, source=labels.source)
 
 
 def resolve_labels(labels: Labels | Mapping[str, tuple[str, str]] | None) -> Labels:
@@ -1084,8 +1094,7 @@ def frame_table(
         rows = tuple(
             Row(
                 tuple(
-                    cell(v, c, lab_it)
-                    for v, c, lab_it in zip(rec, columns, labelled, strict=True)
+                    cell(v, c, lab_it) for v, c, lab_it in zip(rec, columns, labelled, strict=True)
                 )
             )
             for rec in part[list(columns)].itertuples(index=False)

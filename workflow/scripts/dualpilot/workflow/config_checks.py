@@ -16,6 +16,7 @@ Only the standard library is imported: this module runs inside Snakemake's own p
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,20 @@ def _range_problems(key: str, pair: Any) -> list[str]:
 def _window_warnings(config: Mapping[str, Any], start: int, end: int) -> list[str]:
     out = []
     policy_years = [
-        (f"policy.{programme}.batch_years", y)
-        for programme in ("smart_city", "low_carbon")
-        for y in (_get(config, f"policy.{programme}.batch_years") or [])
+        (f"programmes.{key}.batch_years", y)
+        for key in _dual_keys(config)
+        for y in (_get(config, f"programmes.{key}.batch_years") or [])
     ]
+    for key, y in policy_years:
+        if not start <= y <= end:
+            out.append(
+                f"{key} has {y}, outside the study window years.start..years.end = {start}..{end}: "
+                + (
+                    "its cities count as never treated by that batch"
+                    if y > end
+                    else "its cities have no year before the pilot"
+                )
+            )
     first_policy = min(policy_years, key=lambda p: p[1]) if policy_years else None
     for key in ("demo.effects.baseline_end", "psm.baseline_end"):
         year = _get(config, key)
@@ -163,12 +174,132 @@ def _data_years(editions: Sequence[int]) -> str:
     return ", ".join(str(e - 1) for e in editions)
 
 
+_RULE_KEYS = ("province_pilot_treats_cities", "subcity_pilot_treats_city")
+_PROGRAMME_COLUMN = re.compile(r"^([a-z][a-z0-9]*)_(year|post|only_post|only)$")
+
+
+def _dual_keys(config: Mapping[str, Any]) -> list[str]:
+    """The keys of `dual` that `programmes` defines (the unknown ones are a `programme_problems` error)."""
+    programmes = _get(config, "programmes") or {}
+    return [k for k in (_get(config, "dual") or []) if k in programmes]
+
+
+def programme_problems(config: Mapping[str, Any]) -> list[str]:
+    """Problems of the programme definitions (`programmes`, `dual`) and of the keys that name their columns.
+
+    Checked: `dual` names two different programmes that `programmes` defines, not with the same pilot list
+    and batch years; each programme's batch years
+    are increasing without a year twice; programme names are unique; a grid recoding
+    (robustness.grid.specs[i].policy) names a programme of the dual pair or a coding rule;
+    descriptives.group_order lists groups of the dual pair; descriptives.variables names no treatment
+    column of a programme outside the pair. The pilot-list files are checked by `programme_file_problems`.
+    """
+    out: list[str] = []
+    programmes = _get(config, "programmes") or {}
+    dual = list(_get(config, "dual") or [])
+    unknown = [k for k in dual if k not in programmes]
+    if unknown:
+        out.append(
+            f"dual = {dual} names programme(s) {unknown} that programmes does not define "
+            f"(defined: {sorted(programmes)})"
+        )
+    if len(dual) == 2 and dual[0] == dual[1]:
+        out.append(
+            f"dual = {dual} names the programme {dual[0]!r} twice: the pair needs two programmes"
+        )
+    names: dict[str, str] = {}
+    for key, block in programmes.items():
+        if not isinstance(block, Mapping):
+            continue
+        batch_years = list(block.get("batch_years") or [])
+        if batch_years != sorted(batch_years):
+            out.append(
+                f"programmes.{key}.batch_years = {batch_years}: batch n+1 cannot start before "
+                "batch n (the years must be in increasing order)"
+            )
+        twice = sorted({y for y in batch_years if batch_years.count(y) > 1})
+        if twice:
+            out.append(
+                f"programmes.{key}.batch_years = {batch_years}: year(s) {twice} given to more than one "
+                "batch (each batch has its own policy year)"
+            )
+        name = block.get("name")
+        if name in names:
+            out.append(
+                f"programmes.{key}.name = {name!r} is also the name of programmes.{names[name]}"
+            )
+        elif name is not None:
+            names[name] = key
+    pair = [k for k in dual if k in programmes]
+    if len(pair) == 2 and pair[0] != pair[1]:
+        a, b = (programmes[k] for k in pair)
+        same = ("pilot_list", "batch_years")
+        if (
+            isinstance(a, Mapping)
+            and isinstance(b, Mapping)
+            and all(a.get(f) == b.get(f) for f in same)
+        ):
+            out.append(
+                f"dual = {dual}: programmes.{pair[0]} and programmes.{pair[1]} have the same pilot_list "
+                f"and batch_years, so the dual pilot would be either programme"
+            )
+    pair_names = {programmes[k].get("name"): k for k in pair if isinstance(programmes[k], Mapping)}
+    for i, spec in enumerate(_get(config, "robustness.grid.specs") or []):
+        override = spec.get("policy") if isinstance(spec, Mapping) else None
+        for name in override or {}:
+            if name not in _RULE_KEYS and name not in pair_names:
+                out.append(
+                    f"robustness.grid.specs[{i}].policy.{name}: {name!r} is neither the name of a "
+                    f"programme of dual = {dual} (names: {sorted(pair_names)}) nor a rule of policy"
+                )
+    if len(pair) == 2:
+        groups = ["none", *(f"{k}_only" for k in pair), "dual"]
+        order = _get(config, "descriptives.group_order") or []
+        bad = [g for g in order if g not in groups]
+        if bad:
+            out.append(
+                f"descriptives.group_order = {list(order)} lists group(s) {bad} that the dual pair "
+                f"{dual} does not have (its groups: {groups})"
+            )
+        for i, var in enumerate(_get(config, "descriptives.variables") or []):
+            m = _PROGRAMME_COLUMN.match(str(var))
+            if m and m.group(1) in programmes and m.group(1) not in pair:
+                out.append(
+                    f"descriptives.variables[{i}] = {var!r} is a column of programme "
+                    f"{m.group(1)!r}, which is not in dual = {dual}"
+                )
+    return out
+
+
+def programme_file_problems(config: Mapping[str, Any], root: str | Path = ".") -> list[str]:
+    """Files of the programme definitions that do not exist, each naming its key and the paths looked at:
+    a programme's pilot_list in neither <raw_dir>/policy/ nor resources/policy/ (both relative to `root`,
+    the workflow's working directory), or its official_counts not in resources/policy/."""
+    out: list[str] = []
+    root = Path(root)
+    raw_dir = Path(str(_get(config, "raw_dir") or ""))
+    raw_policy = (raw_dir if raw_dir.is_absolute() else root / raw_dir) / "policy"
+    shipped = root / "resources" / "policy"
+    for key, block in (_get(config, "programmes") or {}).items():
+        if not isinstance(block, Mapping):
+            continue
+        name = block.get("pilot_list")
+        if name and not (raw_policy / name).exists() and not (shipped / name).exists():
+            out.append(
+                f"programmes.{key}.pilot_list = {name!r}: no such file in {raw_policy} or {shipped}"
+            )
+        counts = block.get("official_counts")
+        if counts and not (shipped / counts).exists():
+            out.append(f"programmes.{key}.official_counts = {counts!r}: no such file in {shipped}")
+    return out
+
+
 def config_problems(
     config: Mapping[str, Any], header_aliases: str | Path = HEADER_ALIASES
 ) -> list[str]:
     """Every contradiction between keys of a schema-valid `config`, as messages naming the keys.
 
-    Checked: years.start <= years.end; the policy batch years of each programme in batch order; the
+    Checked: years.start <= years.end; the programme definitions (`programme_problems`); the
     event-study window (start < end, base inside it and before the dual start); duration bins (each
     [low, high] with low <= high, in increasing order without overlap); placebo.mixed.time_scope and
     placebo.time_random.shift_range (first <= second); placebo.shards <= placebo.draws;
@@ -180,13 +311,7 @@ def config_problems(
     start, end = _get(config, "years.start"), _get(config, "years.end")
     if start is not None and end is not None and start > end:
         out.append(f"years.start = {start} is after years.end = {end}")
-    for programme in ("smart_city", "low_carbon"):
-        batch_years = _get(config, f"policy.{programme}.batch_years") or []
-        if list(batch_years) != sorted(batch_years):
-            out.append(
-                f"policy.{programme}.batch_years = {list(batch_years)}: batch n+1 cannot start before "
-                "batch n (the years must be in increasing order)"
-            )
+    out += programme_problems(config)
     window, base = _get(config, "event_study.window"), _get(config, "event_study.base")
     if window is not None and len(window) == 2:
         if window[0] >= window[1]:
@@ -238,7 +363,8 @@ def config_problems(
 
 def config_warnings(config: Mapping[str, Any]) -> list[str]:
     """Year settings of single analyses outside the study window, as messages naming the keys:
-    demo.effects.baseline_end, psm.baseline_end (also: before the first policy year),
+    the batch years of the dual pair's programmes, demo.effects.baseline_end, psm.baseline_end (also:
+    before the first policy year),
     heterogeneity.baseline_before (a window year before it; not after the first policy year),
     spatial.map_years, spatial.pilot_map_year, spatial.hotspot_years, placebo.mixed.time_scope and
     each robustness grid spec's trends.baseline_end. Empty when years.start > years.end (an error)."""
@@ -248,8 +374,15 @@ def config_warnings(config: Mapping[str, Any]) -> list[str]:
     return _window_warnings(config, start, end)
 
 
-def check_config(config: Mapping[str, Any], header_aliases: str | Path = HEADER_ALIASES) -> None:
-    """Raise `ConfigError` listing every problem of `config_problems`, if there is any."""
+def check_config(
+    config: Mapping[str, Any],
+    root: str | Path | None = None,
+    header_aliases: str | Path = HEADER_ALIASES,
+) -> None:
+    """Raise `ConfigError` listing every problem of `config_problems` and, when `root` (the working
+    directory) is given, of `programme_file_problems`, if there is any."""
     problems = config_problems(config, header_aliases)
+    if root is not None:
+        problems += programme_file_problems(config, root)
     if problems:
         raise ConfigError(problems)
