@@ -77,7 +77,8 @@ rule render_maps:
     clusters, regional trends and densities (from the panel, the boundaries and the tables above).
     """
     input:
-        **reference("layer", "dash_line", "labels"),
+        **reference("layer", "dash_line"),
+        labels=LABELS,
         panel=rules.build_panel.output.parquet,
         lisa=rules.estimate_spatial_autocorrelation.output.lisa,
         trends=rules.describe_regional_pattern.output.trends,
