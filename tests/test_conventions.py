@@ -179,6 +179,15 @@ def test_each_convention_has_one_implementation() -> None:
         "resampled_pvalue": "dualpilot.engines.resampling",
         "require_columns": "dualpilot.core.errors",
         "TIDY_COLUMNS": "dualpilot.core.tidy",
+        "Language": "dualpilot.core.labels",
+        "check_language": "dualpilot.core.labels",
+        "read_label_entries": "dualpilot.core.labels",
+        "write_label_entries": "dualpilot.core.labels",
+        "permute_labels": "dualpilot.engines.resampling",
+        "resample_clusters": "dualpilot.engines.resampling",
+        "conditional_draws": "dualpilot.engines.resampling",
+        "TwfeDesign": "dualpilot.engines.twfe",
+        "GroupPermutationEngine": "dualpilot.engines.group_permutation",
     }
     for name, home in homes.items():
         assert defined.get(name) == [home], (name, defined.get(name))

@@ -413,3 +413,27 @@ def test_the_demo_values_of_an_industry_do_not_depend_on_the_setting(
     common = a.index.intersection(b.index)
     assert len(common) > 0.9 * len(a)
     np.testing.assert_array_equal(a.loc[common].to_numpy(), b.loc[common].to_numpy())
+
+
+@pytest.mark.workflow
+def test_another_industry_and_another_programme_pair_together(tmp_path: Path) -> None:
+    """The two overlays compose (docs/other-industries.md): finance's lq with the synthetic broadband x
+    low-carbon pair; the panel carries both, and the baseline table's note names the industry."""
+    work = copy_workflow(tmp_path / "wf")
+    snakemake(
+        work,
+        "--cores",
+        "2",
+        "results/estimates/baseline.csv",
+        "results/tables/baseline.md",
+        "--configfile",
+        "config/examples/finance_industry.yaml",
+        "config/examples/broadband_low_carbon.yaml",
+    )
+    panel = pd.read_parquet(work / "results/panel/panel.parquet")
+    assert {"emp_jinrong", "bb_post", "lc_post", "bb_only_post"} <= set(panel.columns)
+    assert "sc_post" not in panel.columns
+    table = (work / "results/tables/baseline.md").read_text(encoding="utf-8")
+    assert "被解释变量 lq 为金融业就业区位熵" in table
+    labels = (work / "results/labels/terms.csv").read_text(encoding="utf-8")
+    assert "bb_post,合成宽带中国试点,Synthetic broadband China pilot" in labels.splitlines()
