@@ -435,6 +435,15 @@ def test_it_emp_greater_than_total_emp(ref, tmp_path):
     assert p.line == 2 and p.column.startswith(NEW_IT)
 
 
+def test_another_industry_greater_than_total_emp(ref, tmp_path):
+    """Any industry may be the outcome (config outcome_industry), so each is checked against the total."""
+    rows = emp_rows()
+    rows[0][1:4] = ["10", "2", "12"]
+    _, problems, _ = read(ref, write_table(tmp_path / "t.csv", employment_header(2014), rows))
+    p = only(problems, "emp_zhizao 12 is greater than total_emp 10")
+    assert p.line == 2 and p.column == "制造业 [D]"
+
+
 def test_employment_in_persons_is_implausible(ref, tmp_path):
     rows = emp_rows()
     rows[0][1:3] = ["5,123,400", "12,000"]

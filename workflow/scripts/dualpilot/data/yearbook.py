@@ -772,7 +772,7 @@ def check_values(
     header_line: int | None,
 ) -> list[Problem]:
     """Values outside their plausibility bounds (negative, a zero where `lower` > 0, below `lower`, above
-    `upper`), it_emp > total_emp and percent columns holding fractions. `df` has a `line` column and one
+    `upper`), an industry's employment (it_emp, emp_<id>) above total_emp and percent columns holding fractions. `df` has a `line` column and one
     column per variable; `columns` names each variable's column as a message shows it. Past
     `MAX_LISTED` values of one column outside its bounds, one more problem counts the rest and names
     their first lines (a column in another unit would otherwise bury every other problem)."""
@@ -821,19 +821,23 @@ def check_values(
                         column,
                     )
                 )
-    if table == "employment" and {"it_emp", "total_emp"} <= set(columns):
-        over = df["it_emp"] > df["total_emp"]
-        for line, it, total in df.loc[over, ["line", "it_emp", "total_emp"]].itertuples(
-            index=False
-        ):
-            problems.append(
-                Problem(
-                    file,
-                    f"it_emp {it:g} is greater than total_emp {total:g}",
-                    int(line),
-                    columns["it_emp"],
+    if table == "employment" and "total_emp" in columns:
+        # every industry's employment is part of the total: IT (the study's outcome) and each emp_<id>
+        # (any may be the outcome industry)
+        industries = [v for v in columns if v == "it_emp" or v.startswith("emp_")]
+        for variable in industries:
+            over = df[variable] > df["total_emp"]
+            for line, value, total in df.loc[over, ["line", variable, "total_emp"]].itertuples(
+                index=False
+            ):
+                problems.append(
+                    Problem(
+                        file,
+                        f"{variable} {value:g} is greater than total_emp {total:g}",
+                        int(line),
+                        columns[variable],
+                    )
                 )
-            )
     return problems
 
 

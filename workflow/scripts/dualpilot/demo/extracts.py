@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dualpilot.core.labels import DEFAULT_OUTCOME_INDUSTRY
 from dualpilot.data.panel import PANEL_COLUMNS as _BASE_PANEL_COLUMNS
 from dualpilot.data.panel import derive_variables, location_quotient
 from dualpilot.data.treatment import TREATMENT_COLUMNS, code_treatment
@@ -1233,7 +1234,7 @@ def generate_demo(
     policy: Mapping[str, Any],
     smart_city: Mapping[str, Any] | None = None,
     scale: Mapping[str, Any] | None = None,
-    outcome_industry: str = "it_emp",
+    outcome_industry: str = DEFAULT_OUTCOME_INDUSTRY,
 ) -> DemoTruth:
     """Write demo yearbook extracts for the real city roster into `out_dir` and return the truth.
 
@@ -1269,7 +1270,7 @@ def generate_demo(
             "names would not pass the city crosswalk of the ingestion. For a large panel use "
             "dualpilot.demo.extracts.generate_panel(n_units, n_years, seed, effects, usd_cny=...)."
         )
-    if outcome_industry != "it_emp" and outcome_industry not in _INDUSTRY_WEIGHTS:
+    if outcome_industry != DEFAULT_OUTCOME_INDUSTRY and outcome_industry not in _INDUSTRY_WEIGHTS:
         raise ValueError(
             f"outcome_industry {outcome_industry!r} is not an industry of the demo: "
             f"it_emp or one of {', '.join(_INDUSTRY_WEIGHTS)}"
